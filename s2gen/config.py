@@ -1,0 +1,216 @@
+"""Frozen configuration dataclasses, one per stage.
+
+A config is saved with what it produced (store attributes, checkpoints), so it
+must round-trip through JSON: ``GenerateConfig.from_dict(cfg.to_dict()) == cfg``.
+``__post_init__`` checks every field and names the bad one and the fix.
+"""
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from s2gen.symbols.operators import BY_NAME, DEFAULT_WEIGHTS
+
+MAX_INPUT_DIM = 16  # variables x_0..x_15 are in the token vocabulary
+MAX_OUTPUT_DIM = 64
+DTYPES = ("float32", "float16")
+MIXTURE_MODES = ("mixture", "segments")
+
+
+def _fail(name: str, value: Any, fix: str) -> None:
+    raise ValueError(f"{name}={value!r} is invalid: {fix}")
+
+
+def _check_int_range(name: str, value: Any, low: int, high: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        _fail(name, value, "it must be an integer")
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        _fail(name, value, f"it must be {bound}")
+
+
+def _check_float_range(name: str, value: Any, low: float, high: float | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        _fail(name, value, "it must be a number")
+    if not (value >= low and (high is None or value <= high)):
+        bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
+        _fail(name, value, f"it must be {bound}")
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """Everything that decides the content of a generated pair.
+
+    A pair is a pure function of ``(config, pair seed)``; the pair seeds of a
+    store are derived from ``seed`` and the row index (``s2gen.kernels.seeds``).
+
+    Attributes
+    ----------
+    length : points per series, L.
+    min_input_dim, max_input_dim : input channels M ~ U{min..max} per pair.
+    min_output_dim, max_output_dim : outputs N ~ U{min..max} per pair; all N share X.
+    seed : base seed of the row seeds.
+    dtype : store dtype, "float32" or "float16". X is rounded to it *before* f
+        is evaluated, so the stored y is f of the stored x.
+    mixture_prob : probability P that an input channel is a mixture-distribution
+        series (else ARMA). SymTime (section 3.1) requires P <= 0.5.
+    mixture_max_components : k ~ U{1..k_max} mixture components.
+    mixture_mode : "mixture" (each time step draws its component) or
+        "segments" (contiguous blocks per component, the reference's layout).
+    arma_max_p, arma_max_q : ARMA orders p ~ U{1..p_max}, q ~ U{1..q_max}.
+    arma_burn_in : steps simulated and discarded before the stored window.
+    input_scale_max : X is multiplied by s ~ U(0, input_scale_max) after the
+        per-channel z-score; 0 turns the scaling off (s = 1).
+    binary_ops_offset : binary operators ~ U{0..M + offset} per output (3 gives
+        the reference's U{0..M+3}).
+    max_unary_ops : unary operators ~ U{0..max} per output.
+    const_leaf_prob : probability that a leaf beyond the first M is a constant.
+    operator_weights : sampling weight per operator name (registry defaults).
+    max_abs_output : a pair is rejected if any |y| exceeds this.
+    min_relative_std : a pair is rejected if an output's standard deviation is
+        below this times its max |y| (a (nearly) constant channel).
+    max_trig_argument : a pair is rejected if sin, cos or tan receive an
+        argument beyond this: there float64 rounding decides the value.
+    excitation_retries : excitation draws tried per expression draw before the
+        failing expression is redrawn.
+    max_expression_draws : expression draws per pair before generation gives
+        up with an error (only reachable with a pathological config).
+    """
+
+    length: int = 256
+    min_input_dim: int = 1
+    max_input_dim: int = 1
+    min_output_dim: int = 1
+    max_output_dim: int = 1
+    seed: int = 0
+    dtype: str = "float32"
+    mixture_prob: float = 0.3
+    mixture_max_components: int = 5
+    mixture_mode: str = "mixture"
+    arma_max_p: int = 3
+    arma_max_q: int = 3
+    arma_burn_in: int = 256
+    input_scale_max: float = 16.0
+    binary_ops_offset: int = 3
+    max_unary_ops: int = 5
+    const_leaf_prob: float = 0.25
+    operator_weights: tuple[tuple[str, float], ...] = field(
+        default_factory=lambda: tuple(DEFAULT_WEIGHTS.items())
+    )
+    max_abs_output: float = 1e4
+    min_relative_std: float = 1e-3
+    max_trig_argument: float = 1e4
+    excitation_retries: int = 3
+    max_expression_draws: int = 1000
+
+    def __post_init__(self) -> None:
+        _check_int_range("length", self.length, 2, 1 << 20)
+        _check_int_range("min_input_dim", self.min_input_dim, 1, MAX_INPUT_DIM)
+        _check_int_range("max_input_dim", self.max_input_dim, 1, MAX_INPUT_DIM)
+        if self.min_input_dim > self.max_input_dim:
+            _fail(
+                "min_input_dim",
+                self.min_input_dim,
+                f"it must not exceed max_input_dim={self.max_input_dim}",
+            )
+        _check_int_range("min_output_dim", self.min_output_dim, 1, MAX_OUTPUT_DIM)
+        _check_int_range("max_output_dim", self.max_output_dim, 1, MAX_OUTPUT_DIM)
+        if self.min_output_dim > self.max_output_dim:
+            _fail(
+                "min_output_dim",
+                self.min_output_dim,
+                f"it must not exceed max_output_dim={self.max_output_dim}",
+            )
+        _check_int_range("seed", self.seed, 0, (1 << 64) - 1)
+        if self.dtype not in DTYPES:
+            _fail("dtype", self.dtype, f"choose one of {', '.join(DTYPES)}")
+        _check_float_range("mixture_prob", self.mixture_prob, 0.0, 1.0)
+        _check_int_range("mixture_max_components", self.mixture_max_components, 1, 64)
+        if self.mixture_mode not in MIXTURE_MODES:
+            _fail("mixture_mode", self.mixture_mode, f"choose one of {', '.join(MIXTURE_MODES)}")
+        _check_int_range("arma_max_p", self.arma_max_p, 1, 10)
+        _check_int_range("arma_max_q", self.arma_max_q, 1, 10)
+        _check_int_range("arma_burn_in", self.arma_burn_in, 0, 1 << 20)
+        _check_float_range("input_scale_max", self.input_scale_max, 0.0, 1e6)
+        _check_int_range("binary_ops_offset", self.binary_ops_offset, 0, 16)
+        _check_int_range("max_unary_ops", self.max_unary_ops, 0, 16)
+        _check_float_range("const_leaf_prob", self.const_leaf_prob, 0.0, 1.0)
+        self._check_operator_weights()
+        _check_float_range("max_abs_output", self.max_abs_output, 1e-6, 6e4)
+        _check_float_range("min_relative_std", self.min_relative_std, 0.0, 1.0)
+        _check_float_range("max_trig_argument", self.max_trig_argument, 1.0, 1e15)
+        _check_int_range("excitation_retries", self.excitation_retries, 1, 1000)
+        _check_int_range("max_expression_draws", self.max_expression_draws, 1, 10**6)
+
+    def _check_operator_weights(self) -> None:
+        weights = dict(self.operator_weights)
+        unknown = sorted(set(weights) - set(BY_NAME))
+        if unknown:
+            _fail(
+                "operator_weights",
+                unknown,
+                f"unknown operator(s); known are {', '.join(BY_NAME)}",
+            )
+        missing = sorted(set(BY_NAME) - set(weights))
+        if missing:
+            _fail("operator_weights", missing, "every operator needs a weight (0 disables it)")
+        for name, w in weights.items():
+            _check_float_range(f"operator_weights[{name}]", w, 0.0, 1e6)
+        binary_total = sum(w for n, w in weights.items() if BY_NAME[n].arity == 2)
+        if binary_total <= 0:
+            _fail("operator_weights", weights, "at least one binary operator needs weight > 0")
+        unary_total = sum(w for n, w in weights.items() if BY_NAME[n].arity == 1)
+        if unary_total <= 0 and self.max_unary_ops > 0:
+            _fail(
+                "operator_weights",
+                weights,
+                "give a unary operator weight > 0, or set max_unary_ops=0",
+            )
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """Operator weights as a dict."""
+        return dict(self.operator_weights)
+
+    @property
+    def max_binary_ops(self) -> int:
+        """Largest number of binary operators an output can have."""
+        return self.max_input_dim + self.binary_ops_offset
+
+    def replace(self, **changes: Any) -> "GenerateConfig":
+        """A copy with ``changes`` applied (and validated)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict; ``operator_weights`` becomes a name -> weight mapping."""
+        out = dataclasses.asdict(self)
+        out["operator_weights"] = dict(self.operator_weights)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "GenerateConfig":
+        """Inverse of ``to_dict``; unknown keys are an error naming them.
+
+        ``operator_weights`` may be partial: operators it omits keep their
+        registry default.
+        """
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown generation setting(s) {unknown}; known are {', '.join(sorted(known))}"
+            )
+        data = dict(data)
+        if "operator_weights" in data:
+            given = data["operator_weights"]
+            given = dict(given.items() if isinstance(given, dict) else given)
+            unknown_ops = sorted(set(given) - set(BY_NAME))
+            if unknown_ops:
+                _fail(
+                    "operator_weights",
+                    unknown_ops,
+                    f"unknown operator(s); known are {', '.join(BY_NAME)}",
+                )
+            merged = {**DEFAULT_WEIGHTS, **{k: float(v) for k, v in given.items()}}
+            data["operator_weights"] = tuple(merged.items())
+        return cls(**data)

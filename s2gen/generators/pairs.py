@@ -1,0 +1,211 @@
+"""Pairs (X, f, Y = f(X)) from a config and seeds: the library entry points.
+
+``generate_batch(config, seeds)`` is a pure function: the same seeds give the
+same bytes for any thread count, batch split or worker layout.
+``generate_pair(config, seed)`` is the one-row convenience.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from s2gen.config import GenerateConfig
+from s2gen.kernels import opcodes as oc
+from s2gen.kernels.excitation import SAMPLER_CODES
+from s2gen.kernels.expression import max_constants, max_program_length
+from s2gen.kernels.pairs import FAILED, STAT_NAMES, KernelParams, generate_rows
+from s2gen.kernels.render import TOKENS_PER_CONSTANT, tokens_batch
+from s2gen.kernels.rounding import MODES
+from s2gen.symbols import vocabulary as vocab
+from s2gen.symbols.operators import BY_NAME
+from s2gen.symbols.render import infix_batch, to_infix
+
+
+def _cumulative(names_weights: list[tuple[int, float]]) -> tuple[np.ndarray, np.ndarray]:
+    codes = np.array([c for c, _ in names_weights], np.int64)
+    cum = np.cumsum(np.array([w for _, w in names_weights], np.float64))
+    return codes, cum
+
+
+def program_length(config: GenerateConfig) -> int:
+    """P: nodes reserved per expression program."""
+    return max_program_length(config.max_binary_ops, config.max_unary_ops)
+
+
+def token_length(config: GenerateConfig) -> int:
+    """T: tokens reserved per expression (the last axis of the store's ``tokens``)."""
+    return vocab.max_tokens(
+        program_length(config), max_constants(config.max_binary_ops, config.max_unary_ops)
+    )
+
+
+def sampler_weights(config: GenerateConfig) -> dict[str, float]:
+    """Weight of each excitation family."""
+    return {"mixture": config.mixture_prob, "arma": 1.0 - config.mixture_prob}
+
+
+def kernel_params(config: GenerateConfig) -> KernelParams:
+    """The Numba-typed parameter tuple of a config."""
+    weights = config.weights
+    binary = [(BY_NAME[n].code, w) for n, w in weights.items() if BY_NAME[n].arity == 2]
+    unary = [(BY_NAME[n].code, w) for n, w in weights.items() if BY_NAME[n].arity == 1]
+    bin_codes, bin_cum = _cumulative(binary)
+    un_codes, un_cum = _cumulative(unary)
+    if un_cum[-1] <= 0:  # max_unary_ops == 0 (checked by the config): never drawn
+        un_cum = np.arange(1.0, un_cum.size + 1.0)
+    families = [(SAMPLER_CODES[k], w) for k, w in sampler_weights(config).items()]
+    sampler_codes, sampler_cum = _cumulative(families)
+    return KernelParams(
+        length=config.length,
+        min_in=config.min_input_dim,
+        max_in=config.max_input_dim,
+        min_out=config.min_output_dim,
+        max_out=config.max_output_dim,
+        sampler_codes=sampler_codes,
+        sampler_cum=sampler_cum,
+        mix_kmax=config.mixture_max_components,
+        mix_segments=config.mixture_mode == "segments",
+        arma_pmax=config.arma_max_p,
+        arma_qmax=config.arma_max_q,
+        arma_burn=config.arma_burn_in,
+        scale_max=float(config.input_scale_max),
+        binary_offset=config.binary_ops_offset,
+        max_unary=config.max_unary_ops,
+        const_prob=float(config.const_leaf_prob),
+        bin_codes=bin_codes,
+        bin_cum=bin_cum,
+        un_codes=un_codes,
+        un_cum=un_cum,
+        max_abs=float(config.max_abs_output),
+        min_rel_std=float(config.min_relative_std),
+        max_trig_arg=float(config.max_trig_argument),
+        exc_retries=config.excitation_retries,
+        max_expr_draws=config.max_expression_draws,
+        round_mode=MODES[config.dtype],
+        prog_len=program_length(config),
+    )
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Generated pairs, row-aligned.
+
+    Attributes
+    ----------
+    seeds : uint64[n] pair seeds.
+    x : [n, C_in, L] inputs in the store dtype; channels >= n_in are 0.
+    y : [n, C_out, L] outputs; channels >= n_out are 0.
+    n_in, n_out : uint8[n] real channel counts.
+    sampler : uint8[n, C_in] excitation family code per channel (0 = padding).
+    code, arg : int8 / int32 [n, C_out, P] prefix programs (``s2gen.kernels.opcodes``).
+    plen : int16[n, C_out] program lengths (0 for padding outputs).
+    stats : int64[n, len(STAT_NAMES)] acceptance counters per row.
+    """
+
+    seeds: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    n_in: np.ndarray
+    n_out: np.ndarray
+    sampler: np.ndarray
+    code: np.ndarray
+    arg: np.ndarray
+    plen: np.ndarray
+    stats: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.seeds)
+
+    def token_counts(self) -> np.ndarray:
+        """int64[n, C_out] number of tokens of each expression (0 for padding)."""
+        n_const = np.count_nonzero(self.code == oc.CONST, axis=-1)
+        return self.plen.astype(np.int64) + (TOKENS_PER_CONSTANT - 1) * n_const
+
+    def tokens(self, length: int) -> np.ndarray:
+        """int16[n, C_out, length] prefix tokens, 0-padded.
+
+        Raises ValueError if an expression has more than ``length`` tokens.
+        """
+        longest = int(self.token_counts().max(initial=0))
+        if length < longest:
+            raise ValueError(f"length={length} is too short: an expression has {longest} tokens")
+        out = np.zeros(self.code.shape[:2] + (length,), np.int16)
+        tokens_batch(
+            self.code,
+            self.arg,
+            self.plen,
+            self.n_out,
+            vocab.OP_TOKEN,
+            vocab.VAR_BASE,
+            vocab.PLUS,
+            vocab.MINUS,
+            vocab.DIGIT_BASE,
+            vocab.EXP_BASE,
+            out,
+        )
+        return out
+
+    def expressions(self) -> np.ndarray:
+        """StringDType[n, C_out] infix strings; "" for padding outputs."""
+        return infix_batch(self.code, self.arg, self.plen, self.n_out)
+
+    def expression(self, i: int, j: int = 0) -> str:
+        """Infix string of output j of row i."""
+        return to_infix(self.code[i, j], self.arg[i, j], self.plen[i, j])
+
+    def stat_totals(self) -> dict[str, int]:
+        """Acceptance counters summed over the batch."""
+        return dict(zip(STAT_NAMES, (int(v) for v in self.stats.sum(axis=0))))
+
+
+def generate_batch(config: GenerateConfig, seeds: np.ndarray) -> Batch:
+    """Generate one accepted pair per seed.
+
+    Parameters
+    ----------
+    config : the generation config.
+    seeds : uint64[n] pair seeds (``s2gen.kernels.seeds.row_seeds`` for a store).
+
+    Raises
+    ------
+    RuntimeError if some pair found no accepted expression within
+    ``config.max_expression_draws`` draws; the message says what to relax.
+    """
+    seeds = np.ascontiguousarray(seeds, dtype=np.uint64)
+    if seeds.ndim != 1:
+        raise ValueError(f"seeds must be a 1-D array of uint64, got shape {seeds.shape}")
+    n = seeds.size
+    c_in, c_out, L = config.max_input_dim, config.max_output_dim, config.length
+    plen_max = program_length(config)
+    x = np.zeros((n, c_in, L), np.float32)
+    y = np.zeros((n, c_out, L), np.float32)
+    n_in = np.zeros(n, np.uint8)
+    n_out = np.zeros(n, np.uint8)
+    sampler = np.zeros((n, c_in), np.uint8)
+    code = np.zeros((n, c_out, plen_max), np.int8)
+    arg = np.zeros((n, c_out, plen_max), np.int32)
+    plen = np.zeros((n, c_out), np.int16)
+    stats = np.zeros((n, len(STAT_NAMES)), np.int64)
+    if n:
+        generate_rows(
+            kernel_params(config), seeds, x, y, n_in, n_out, sampler, code, arg, plen, stats
+        )
+    failed = int(stats[:, FAILED].sum())
+    if failed:
+        raise RuntimeError(
+            f"{failed} of {n} pairs found no accepted expression in "
+            f"max_expression_draws={config.max_expression_draws} draws; raise max_abs_output "
+            f"(now {config.max_abs_output}), lower min_relative_std (now "
+            f"{config.min_relative_std}) or input_scale_max (now {config.input_scale_max})"
+        )
+    if config.dtype == "float16":
+        x, y = x.astype(np.float16), y.astype(np.float16)
+    return Batch(seeds, x, y, n_in, n_out, sampler, code, arg, plen, stats)
+
+
+def generate_pair(config: GenerateConfig, seed: int) -> Batch:
+    """One pair as a batch of one row (``batch.x[0]``, ``batch.expression(0)``...)."""
+    return generate_batch(config, np.array([seed], np.uint64))
+
+
+__all__ = ["Batch", "generate_batch", "generate_pair", "kernel_params"]

@@ -1,0 +1,75 @@
+"""Input series X of one pair: a sampler per channel, z-score, one scale factor.
+
+SymTime section 3.1 and the reference generator (shared/reference/
+s2generator.md section 3): each channel independently picks a sampler family by
+weight, is z-scored, and then all channels are multiplied by one factor
+s ~ U(0, s_max) (s = 1 when s_max is 0). Finally X is rounded to the store
+dtype, because the stored x is what f is evaluated on.
+"""
+
+import numpy as np
+from numba import njit
+
+from s2gen.kernels.arma import sample_arma
+from s2gen.kernels.mixture import sample_mixture
+from s2gen.kernels.rng import choice, uniform_range
+from s2gen.kernels.rounding import round_value
+
+MIXTURE = 1
+ARMA = 2
+SAMPLER_CODES = {"mixture": MIXTURE, "arma": ARMA}  # 0 marks a padding channel
+
+_MAX_CHANNEL_DRAWS = 100
+
+
+@njit(cache=True)
+def draw_channel(state, family, p, noise, work, out):
+    """Fill ``out`` (float64[L]) from sampler ``family``; False if it failed."""
+    if family == MIXTURE:
+        sample_mixture(state, p.mix_kmax, p.mix_segments, out)
+        return True
+    if family == ARMA:
+        return sample_arma(state, p.arma_pmax, p.arma_qmax, p.arma_burn, noise, work, out)
+    return False
+
+
+@njit(cache=True)
+def zscore(row):
+    """Standardise ``row`` in place; False if it is constant or not finite."""
+    mean = row.mean()
+    var = 0.0
+    for t in range(row.size):
+        d = row[t] - mean
+        var += d * d
+    std = np.sqrt(var / row.size)
+    if not (std > 0.0 and np.isfinite(std)):
+        return False
+    for t in range(row.size):
+        row[t] = (row[t] - mean) / std
+    return True
+
+
+@njit(cache=True)
+def draw_excitation(state, p, n_in, noise, work, x, samplers):
+    """Draw X (float64[>=n_in, L], first n_in rows filled) and its sampler codes.
+
+    ``samplers`` (uint8[>=n_in]) receives the family of each channel. A channel
+    whose draw fails or comes out constant is drawn again, at most
+    ``_MAX_CHANNEL_DRAWS`` times; returns False if that bound was hit.
+    """
+    for c in range(n_in):
+        ok = False
+        for _ in range(_MAX_CHANNEL_DRAWS):
+            family = p.sampler_codes[choice(state, p.sampler_cum)]
+            if draw_channel(state, family, p, noise, work, x[c]) and zscore(x[c]):
+                samplers[c] = family
+                ok = True
+                break
+        if not ok:
+            return False
+    scale = uniform_range(state, 0.0, p.scale_max) if p.scale_max > 0.0 else 1.0
+    for c in range(n_in):
+        row = x[c]
+        for t in range(row.size):
+            row[t] = round_value(row[t] * scale, p.round_mode)
+    return True

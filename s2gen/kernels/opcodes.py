@@ -1,0 +1,45 @@
+"""Integer opcodes of expression programs, shared by every kernel.
+
+A program is a prefix (Polish) sequence of nodes, each a pair ``(code, arg)``:
+
+- ``VAR``: ``arg`` is the input channel index (``x_arg``);
+- ``CONST``: ``arg`` packs a decimal constant ``sign * mantissa * 10**-k`` as
+  ``sign * (mantissa * 10 + k)`` with mantissa in 1..999 and k in {1, 2, 3}, so
+  the constant prints exactly and its float64 value is ``mantissa / 10**k``
+  correctly rounded (the value Python's ``float("73.5")`` gives);
+- an operator: ``arg`` is unused (0).
+
+The operator table with names, weights and symbolic forms lives in
+``s2gen.symbols.operators``; this module only fixes the numbers, which Numba
+treats as compile-time constants. Changing a number here means clearing the
+Numba cache (``__pycache__/*.nbi``).
+"""
+
+END = 0
+VAR = 1
+CONST = 2
+
+ADD = 3
+SUB = 4
+MUL = 5
+DIV = 6
+
+INV = 7
+SQRT = 8
+POW2 = 9
+POW3 = 10
+ABS = 11
+LOG = 12
+EXP = 13
+SIN = 14
+COS = 15
+TAN = 16
+ARCTAN = 17
+ARCSIN = 18
+ARCCOS = 19
+
+FIRST_BINARY = ADD
+LAST_BINARY = DIV
+FIRST_UNARY = INV
+LAST_UNARY = ARCCOS
+N_CODES = ARCCOS + 1

@@ -1,0 +1,96 @@
+"""Plain numpy / scipy twins of the Numba kernels, written for clarity, not speed."""
+
+import numpy as np
+from scipy import signal, stats
+
+from s2gen.kernels import opcodes as oc
+from s2gen.symbols.operators import BY_CODE
+
+
+def arma_lfilter(phi: np.ndarray, theta: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """Y_t = sum phi_i Y_{t-i} + e_t - sum theta_j e_{t-j} from a zero start."""
+    return signal.lfilter(np.r_[1.0, -np.asarray(theta)], np.r_[1.0, -np.asarray(phi)], e)
+
+
+def ar_roots_outside_unit_circle(phi: np.ndarray) -> bool:
+    """Stationarity by the roots of 1 - phi_1 z - ... - phi_p z^p."""
+    coeffs = np.r_[-np.asarray(phi)[::-1], 1.0]  # highest power first
+    return bool(np.all(np.abs(np.roots(coeffs)) > 1.0))
+
+
+def arma_autocovariance(phi, theta, max_lag: int, n_psi: int = 4000) -> np.ndarray:
+    """Theoretical autocovariance gamma(0..max_lag) of a unit-variance-noise ARMA.
+
+    From the MA(infinity) weights psi (the impulse response):
+    gamma(k) = sum_j psi_j psi_{j+k}.
+    """
+    impulse = np.zeros(n_psi)
+    impulse[0] = 1.0
+    psi = arma_lfilter(phi, theta, impulse)
+    return np.array([psi[: n_psi - k] @ psi[k:] for k in range(max_lag + 1)])
+
+
+def mixture_cdf(weights, is_gauss, mu, sigma):
+    """CDF of a mixture of N(mu, sigma^2) and uniform-between-0-and-mu components."""
+    w = np.asarray(weights, float) / np.sum(weights)
+
+    def cdf(x):
+        x = np.asarray(x, float)
+        total = np.zeros_like(x)
+        for wj, g, m, s in zip(w, is_gauss, mu, sigma):
+            if g:
+                total += wj * stats.norm.cdf(x, m, s)
+            else:
+                lo, hi = min(0.0, m), max(0.0, m)
+                total += wj * stats.uniform.cdf(x, lo, hi - lo)
+        return total
+
+    return cdf
+
+
+def constant_value(packed: int) -> float:
+    """Float value of a packed decimal constant, via its decimal text."""
+    mantissa, k = divmod(abs(int(packed)), 10)
+    return float(f"{'-' if packed < 0 else ''}{mantissa}e-{k}")
+
+
+def evaluate_program(code, arg, length, x: np.ndarray) -> np.ndarray:
+    """Evaluate a prefix program recursively with the registry's numpy twins."""
+    pos = 0
+
+    def node():
+        nonlocal pos
+        c, a = int(code[pos]), int(arg[pos])
+        pos += 1
+        if c == oc.VAR:
+            return x[a].astype(np.float64)
+        if c == oc.CONST:
+            return np.full(x.shape[1], constant_value(a))
+        op = BY_CODE[c]
+        operands = [node() for _ in range(op.arity)]
+        return op.numpy(*operands)
+
+    out = node()
+    assert pos == length, "program has trailing nodes"
+    return out
+
+
+def program_is_well_formed(code, arg, length, n_vars: int) -> bool:
+    """Every operator has its operands and the program is exactly one tree."""
+    need = 1
+    for pos in range(length):
+        if need <= 0:
+            return False
+        c = int(code[pos])
+        if c == oc.VAR:
+            if not 0 <= arg[pos] < n_vars:
+                return False
+            need -= 1
+        elif c == oc.CONST:
+            mantissa, k = divmod(abs(int(arg[pos])), 10)
+            if not (1 <= mantissa <= 999 and k in (1, 2, 3)):
+                return False
+            need -= 1
+        else:
+            need += BY_CODE[c].arity - 1
+    return need == 0
