@@ -214,3 +214,55 @@ class GenerateConfig:
             merged = {**DEFAULT_WEIGHTS, **{k: float(v) for k, v in given.items()}}
             data["operator_weights"] = tuple(merged.items())
         return cls(**data)
+
+
+COMPRESSORS = ("lz4", "zstd", "none")
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """Layout of a store; it never changes the content of a pair.
+
+    Attributes
+    ----------
+    chunk_rows : rows per chunk, the unit of reading (1024 rows of L=256
+        float32 is 1 MiB per channel).
+    shard_rows : rows per shard, the unit of writing and of parallel work;
+        a multiple of ``chunk_rows``.
+    compressor : "lz4" (blosc lz4 + byte shuffle, fast), "zstd" (level 3,
+        smaller, slower) or "none", for the numeric arrays; ``expr`` always
+        uses zarr's string default.
+    """
+
+    chunk_rows: int = 1024
+    shard_rows: int = 16384
+    compressor: str = "lz4"
+
+    def __post_init__(self) -> None:
+        _check_int_range("chunk_rows", self.chunk_rows, 1, 1 << 24)
+        _check_int_range("shard_rows", self.shard_rows, 1, 1 << 26)
+        if self.shard_rows % self.chunk_rows:
+            _fail(
+                "shard_rows",
+                self.shard_rows,
+                f"it must be a multiple of chunk_rows={self.chunk_rows}",
+            )
+        if self.compressor not in COMPRESSORS:
+            _fail("compressor", self.compressor, f"choose one of {', '.join(COMPRESSORS)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "StoreConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown store setting(s) {unknown}; known are {sorted(known)}")
+        return cls(**data)
+
+
+def config_differences(stored: Any, asked: Any) -> list[str]:
+    """Human-readable list of the fields where two configs of one class differ."""
+    a, b = stored.to_dict(), asked.to_dict()
+    return [f"{k}: store has {a[k]!r}, asked {b[k]!r}" for k in a if a[k] != b.get(k)]

@@ -37,7 +37,7 @@ def mixture_cdf(weights, is_gauss, mu, sigma):
     def cdf(x):
         x = np.asarray(x, float)
         total = np.zeros_like(x)
-        for wj, g, m, s in zip(w, is_gauss, mu, sigma):
+        for wj, g, m, s in zip(w, is_gauss, mu, sigma, strict=True):
             if g:
                 total += wj * stats.norm.cdf(x, m, s)
             else:

@@ -96,7 +96,8 @@ from s2gen.generators.pairs import generate_batch
 from s2gen.kernels.seeds import row_seeds
 b = generate_batch(GenerateConfig(max_input_dim=2, max_output_dim=2), row_seeds(0, 0, 2000))
 h = hashlib.sha256()
-for a in (b.x, b.y, b.code, b.arg, b.plen, b.sampler, b.n_in, b.n_out, b.tokens(b.token_counts().max())):
+tokens = b.tokens(b.token_counts().max())
+for a in (b.x, b.y, b.code, b.arg, b.plen, b.sampler, b.n_in, b.n_out, tokens):
     h.update(np.ascontiguousarray(a).tobytes())
 print(h.hexdigest())
 """

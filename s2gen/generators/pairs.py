@@ -155,7 +155,7 @@ class Batch:
 
     def stat_totals(self) -> dict[str, int]:
         """Acceptance counters summed over the batch."""
-        return dict(zip(STAT_NAMES, (int(v) for v in self.stats.sum(axis=0))))
+        return dict(zip(STAT_NAMES, (int(v) for v in self.stats.sum(axis=0)), strict=True))
 
 
 def generate_batch(config: GenerateConfig, seeds: np.ndarray) -> Batch:

@@ -40,7 +40,7 @@ def fill_mixture(state, cumulative, is_gauss, mu, sigma, segments, out):
             out[t] = draw_component_value(state, is_gauss[j], mu[j], sigma[j])
         return
     counts = np.zeros(k, np.int64)
-    for t in range(L):
+    for _ in range(L):
         counts[choice(state, cumulative)] += 1
     t = 0
     for j in range(k):

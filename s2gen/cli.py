@@ -1,0 +1,334 @@
+"""The ``s2gen`` command: a thin click layer over the library.
+
+Each command builds a config, calls one library function and prints a short
+summary. Torch is imported only inside the commands that train.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from click.core import ParameterSource
+
+from s2gen.config import GenerateConfig, StoreConfig
+
+
+class Count(click.ParamType):
+    """A positive whole number written as 1e7, 10_000_000 or 10000000."""
+
+    name = "count"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        else:
+            text = str(value).strip()
+            try:
+                number = int(text)
+            except ValueError:
+                try:
+                    number = float(text)
+                except ValueError:
+                    self.fail(
+                        f"{value!r} is not a number; write it like 1e7, 10_000_000 or 10000000"
+                    )
+            if isinstance(number, float):
+                if not number.is_integer():
+                    self.fail(f"{value!r} is not a whole number of pairs")
+                number = int(number)
+        if number <= 0:
+            self.fail(f"{value!r} must be at least 1")
+        return number
+
+
+# CLI option name -> GenerateConfig field
+GENERATION_OPTIONS = {
+    "length": "length",
+    "min_input_dim": "min_input_dim",
+    "max_input_dim": "max_input_dim",
+    "min_output_dim": "min_output_dim",
+    "max_output_dim": "max_output_dim",
+    "seed": "seed",
+    "dtype": "dtype",
+    "mixture_prob": "mixture_prob",
+    "mixture_components": "mixture_max_components",
+    "mixture_mode": "mixture_mode",
+    "arma_max_p": "arma_max_p",
+    "arma_max_q": "arma_max_q",
+    "arma_burn_in": "arma_burn_in",
+    "input_scale_max": "input_scale_max",
+    "binary_ops_offset": "binary_ops_offset",
+    "max_unary_ops": "max_unary_ops",
+    "const_leaf_prob": "const_leaf_prob",
+    "max_abs_output": "max_abs_output",
+}
+STORE_OPTIONS = ("chunk_rows", "shard_rows", "compressor")
+
+
+def _read_config_file(path: str) -> dict:
+    text = Path(path).read_text()
+    suffix = Path(path).suffix.lower()
+    try:
+        if suffix == ".toml":
+            import tomllib
+
+            return tomllib.loads(text)
+        if suffix in (".yaml", ".yml"):
+            try:
+                import yaml
+            except ImportError as exc:
+                raise click.BadParameter(
+                    "YAML configs need PyYAML: pip install pyyaml (or use TOML/JSON)",
+                    param_hint="--config",
+                ) from exc
+            return yaml.safe_load(text) or {}
+        return json.loads(text)
+    except (ValueError, TypeError) as exc:
+        raise click.BadParameter(f"cannot parse {path}: {exc}", param_hint="--config") from exc
+
+
+def _parse_operators(text: str) -> dict[str, float]:
+    weights = {}
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = item.partition("=")
+        try:
+            weights[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise click.BadParameter(
+                f"{item!r} is not NAME=WEIGHT; write e.g. 'div=0.5,tan=0'", param_hint="--operators"
+            )
+    return weights
+
+
+def _given(ctx: click.Context, name: str) -> bool:
+    return ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)
+
+
+def build_generation(ctx: click.Context, options: dict) -> tuple[GenerateConfig, dict, int | None]:
+    """(GenerateConfig, explicit store options, n) from a config file and flags."""
+    settings: dict = {}
+    store_options: dict = {}
+    n = None
+    if options.get("config_file"):
+        data = dict(_read_config_file(options["config_file"]))
+        n = data.pop("n", None)
+        if n is not None:
+            n = Count().convert(n, None, ctx)
+        store_options = {k: data.pop(k) for k in STORE_OPTIONS if k in data}
+        settings = data
+    for option, fieldname in GENERATION_OPTIONS.items():
+        if _given(ctx, option):
+            settings[fieldname] = options[option]
+    if options.get("operators"):
+        weights = dict(settings.get("operator_weights", {}))
+        weights.update(_parse_operators(options["operators"]))
+        settings["operator_weights"] = weights
+    for option in STORE_OPTIONS:
+        if _given(ctx, option):
+            store_options[option] = options[option]
+    if _given(ctx, "n"):
+        n = options["n"]
+    try:
+        config = GenerateConfig.from_dict(settings)
+        StoreConfig(**store_options)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    return config, store_options, n
+
+
+@click.group()
+@click.version_option(package_name="s2gen")
+def main() -> None:
+    """Series-symbol (S2) data: generate stores, inspect them, train on them."""
+
+
+@main.command()
+@click.option("--n", type=Count(), help="Number of pairs, e.g. 1e7 or 10_000_000.")
+@click.option("--out", "out", required=True, help="Store path (a directory; or a URL zarr opens).")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="TOML/YAML/JSON file with settings (and n); flags override it.",
+)
+@click.option("--length", type=int, default=256, show_default=True, help="Points per series.")
+@click.option("--min-input-dim", type=int, default=1, show_default=True)
+@click.option("--max-input-dim", type=int, default=1, show_default=True)
+@click.option("--min-output-dim", type=int, default=1, show_default=True)
+@click.option("--max-output-dim", type=int, default=1, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Base seed of the row seeds.")
+@click.option(
+    "--dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True
+)
+@click.option(
+    "--mixture-prob",
+    type=float,
+    default=0.3,
+    show_default=True,
+    help="Probability that an input channel is a mixture series (else ARMA).",
+)
+@click.option(
+    "--mixture-components",
+    type=int,
+    default=5,
+    show_default=True,
+    help="Mixture components k ~ U{1..this}.",
+)
+@click.option(
+    "--mixture-mode",
+    type=click.Choice(["mixture", "segments"]),
+    default="mixture",
+    show_default=True,
+)
+@click.option("--arma-max-p", type=int, default=3, show_default=True)
+@click.option("--arma-max-q", type=int, default=3, show_default=True)
+@click.option("--arma-burn-in", type=int, default=256, show_default=True)
+@click.option(
+    "--input-scale-max",
+    type=float,
+    default=16.0,
+    show_default=True,
+    help="X is scaled by U(0, this) after z-scoring; 0 turns it off.",
+)
+@click.option(
+    "--binary-ops-offset",
+    type=int,
+    default=3,
+    show_default=True,
+    help="Binary operators per output ~ U{0..M+this}.",
+)
+@click.option("--max-unary-ops", type=int, default=5, show_default=True)
+@click.option("--const-leaf-prob", type=float, default=0.25, show_default=True)
+@click.option("--operators", default="", help="Operator weights, e.g. 'div=1,tan=0'.")
+@click.option("--max-abs-output", type=float, default=1e4, show_default=True)
+@click.option("--chunk-rows", type=int, default=1024, show_default=True)
+@click.option("--shard-rows", type=int, default=16384, show_default=True)
+@click.option(
+    "--compressor", type=click.Choice(["lz4", "zstd", "none"]), default="lz4", show_default=True
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Local worker processes [default: all cores].",
+)
+@click.option(
+    "--scheduler",
+    default=None,
+    help="Dask scheduler address (tcp://host:8786): run shards on that cluster.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace an existing store of another config.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.pass_context
+def generate(ctx: click.Context, **options) -> None:
+    """Generate a store of series-symbol pairs (resumable; parallel over shards)."""
+    from s2gen.generate import DiskFullError, Interrupted, generate_store
+    from s2gen.store import StoreError
+
+    config, store_options, n = build_generation(ctx, options)
+    if n is None:
+        raise click.BadParameter("give the number of pairs, e.g. --n 1e6", param_hint="--n")
+    try:
+        summary = generate_store(
+            options["out"],
+            config,
+            n,
+            store_options,
+            workers=options["workers"],
+            scheduler=options["scheduler"],
+            overwrite=options["overwrite"],
+            progress=not options["quiet"],
+        )
+    except (StoreError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    except DiskFullError as exc:
+        raise click.ClickException(exc.strerror) from exc
+    except Interrupted as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(130)
+    click.echo(summary.line())
+
+
+def _open(path: str):
+    from s2gen.store import StoreError
+    from s2gen.store import open as open_store
+
+    try:
+        return open_store(path, allow_incomplete=True)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.command()
+@click.argument("path")
+@click.option(
+    "--sample",
+    type=int,
+    default=10_000,
+    show_default=True,
+    help="Rows read to count operators (the rest of the facts use every row).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def info(path: str, sample: int, as_json: bool) -> None:
+    """Rows, dims, samplers, operators, acceptance and size of a store."""
+    from s2gen.inspect import summary
+
+    facts = summary(_open(path), sample)
+    if as_json:
+        click.echo(json.dumps(facts, indent=2))
+        return
+    for key, value in facts.items():
+        if key == "bytes_on_disk" and value is not None:
+            value = f"{value:,} ({value / 1e9:.2f} GB)"
+        elif key == "acceptance_rate" and value is not None:
+            value = f"{value:.1%} of excitation draws"
+        click.echo(f"{key:>22}: {value}")
+
+
+@main.command()
+@click.argument("path")
+@click.argument("index", type=int)
+@click.option("--plot", "plot_path", default=None, help="Also draw x and y into this PNG.")
+def show(path: str, index: int, plot_path: str | None) -> None:
+    """Print one pair: expressions (pretty-printed), dims, samplers, stats."""
+    from s2gen.inspect import describe_pair, plot_pair
+
+    view = _open(path)
+    if not -len(view) <= index < len(view):
+        raise click.BadParameter(f"{index} is outside 0..{len(view) - 1}", param_hint="INDEX")
+    click.echo(describe_pair(view, index))
+    if plot_path:
+        try:
+            plot_pair(view, index, plot_path)
+        except ImportError as exc:
+            raise click.ClickException(str(exc)) from exc
+        click.echo(f"plot written to {plot_path}")
+
+
+@main.command()
+@click.argument("path")
+@click.option(
+    "--sample",
+    type=int,
+    default=1000,
+    show_default=True,
+    help="Random rows to check; 0 checks every row.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the row sample.")
+def validate(path: str, sample: int, seed: int) -> None:
+    """Check a store's invariants; exit 1 naming each failing row."""
+    from s2gen.inspect import validate as run_validation
+
+    _open(path)
+    report = run_validation(path, None if sample == 0 else sample, seed)
+    for row, message in report.failures:
+        click.echo(f"{'store' if row is None else f'row {row}'}: {message}", err=True)
+    status = "OK" if report.ok else f"FAILED ({len(report.failures)} problems)"
+    click.echo(
+        f"{status}: {report.rows_checked} rows and {report.shards_checked} shards checked in {path}"
+    )
+    if not report.ok:
+        sys.exit(1)

@@ -1,0 +1,224 @@
+"""Looking at a store: summary statistics, one pair, and the invariant checks.
+
+``validate`` checks the invariants of docs/FORMAT.md on sampled rows: finite
+values and zero padding, dims in range, y equal to the stored expression
+lambdified by sympy on the stored x (rounded to the store dtype), tokens that
+decode to the same expression, the row seed, a bit-for-bit regeneration from
+(config, seed), and that every shard is complete.
+"""
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from s2gen import store as s2store
+from s2gen.generators.pairs import generate_pair
+from s2gen.kernels.seeds import row_seeds
+from s2gen.symbols import vocabulary as vocab
+from s2gen.symbols.operators import OPERATORS
+from s2gen.symbols.render import lambdify, to_infix
+
+
+def sample_rows(n_rows: int, k: int | None, seed: int = 0) -> np.ndarray:
+    """Sorted row indices: all rows if k is None or >= n_rows, else k without replacement."""
+    if k is None or k >= n_rows:
+        return np.arange(n_rows)
+    return np.sort(np.random.default_rng(seed).choice(n_rows, size=k, replace=False))
+
+
+def _read_rows(view: s2store.S2Store, rows: np.ndarray, fields) -> dict[str, np.ndarray]:
+    """The given rows of some arrays, reading each touched chunk once."""
+    out: dict[str, list] = {name: [] for name in fields}
+    chunk = view.chunk_rows
+    for c in np.unique(rows // chunk):
+        start, stop = c * chunk, min(len(view), (c + 1) * chunk)
+        block = view.read(start, stop, fields)
+        picked = rows[(rows >= start) & (rows < stop)] - start
+        for name in fields:
+            out[name].append(block[name][picked])
+    return {name: np.concatenate(parts) for name, parts in out.items()}
+
+
+def summary(view: s2store.S2Store, sample: int | None = 10_000) -> dict:
+    """Facts about a store for ``s2gen info`` (operator counts from ``sample`` rows)."""
+    n_in = view.arrays["n_in"][:]
+    n_out = view.arrays["n_out"][:]
+    sampler = view.arrays["sampler"][:]
+    codes = view.header["sampler_codes"]
+    names = {v: k for k, v in codes.items()}
+    rows = sample_rows(len(view), sample)
+    tokens = _read_rows(view, rows, ["tokens"])["tokens"]
+    counts = np.bincount(tokens.ravel(), minlength=len(view.vocabulary))
+    acceptance = view.header.get("acceptance", {})
+    draws = acceptance.get("excitation_draws", 0)
+    return {
+        "path": view.path,
+        "format_version": view.header["format_version"],
+        "package_version": view.header["package_version"],
+        "rows": len(view),
+        "complete_shards": f"{len(view.complete_shards())} of "
+        f"{s2store.shard_count(len(view), view.shard_rows)}",
+        "length": view.config.length,
+        "dtype": view.config.dtype,
+        "input_dims": dict(sorted(Counter(n_in.tolist()).items())),
+        "output_dims": dict(sorted(Counter(n_out.tolist()).items())),
+        "sampler_mix": {
+            names[c]: int(v) for c, v in enumerate(np.bincount(sampler.ravel())) if c and v
+        },
+        "operator_counts": {
+            op.name: int(counts[vocab.INDEX[op.name]])
+            for op in OPERATORS
+            if counts[vocab.INDEX[op.name]]
+        },
+        "operator_rows_sampled": len(rows),
+        "acceptance_rate": acceptance.get("accepted", 0) / draws if draws else None,
+        "acceptance": acceptance,
+        "bytes_on_disk": s2store.size_on_disk(view.path),
+    }
+
+
+@dataclass
+class Report:
+    """Outcome of ``validate``: failures as (row or None, message)."""
+
+    rows_checked: int = 0
+    shards_checked: int = 0
+    failures: list[tuple[int | None, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def fail(self, row: int | None, message: str) -> None:
+        self.failures.append((row, message))
+
+
+def _check_layout(view: s2store.S2Store, report: Report) -> None:
+    specs = s2store.array_specs(view.config, len(view))
+    for name, (shape, dtype) in specs.items():
+        array = view.arrays[name]
+        want = np.dtypes.StringDType() if dtype is str else np.dtype(dtype)
+        if array.shape != shape:
+            report.fail(None, f"array {name} has shape {array.shape}, expected {shape}")
+        if dtype is not str and np.dtype(array.dtype) != want:
+            report.fail(None, f"array {name} has dtype {array.dtype}, expected {want}")
+    records = s2store.shard_records(view.path)
+    for k in range(s2store.shard_count(len(view), view.shard_rows)):
+        report.shards_checked += 1
+        if k not in records:
+            report.fail(None, f"shard {k} is not committed (generation incomplete)")
+            continue
+        missing = s2store.missing_shard_objects(view.path, k)
+        if missing:
+            report.fail(None, f"shard {k} is committed but lacks arrays {missing}")
+
+
+def _check_row(view, i: int, row: dict, report: Report) -> None:
+    config = view.config
+    m, n = int(row["n_in"]), int(row["n_out"])
+    if not config.min_input_dim <= m <= config.max_input_dim:
+        report.fail(i, f"n_in={m} outside [{config.min_input_dim}, {config.max_input_dim}]")
+        return
+    if not config.min_output_dim <= n <= config.max_output_dim:
+        report.fail(i, f"n_out={n} outside [{config.min_output_dim}, {config.max_output_dim}]")
+        return
+    x, y = row["x"], row["y"]
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        report.fail(i, "non-finite value in x or y")
+    if x[m:].any() or y[n:].any() or row["sampler"][m:].any() or row["tokens"][n:].any():
+        report.fail(i, "padding channels are not zero")
+    if not set(row["sampler"][:m].tolist()) <= set(view.header["sampler_codes"].values()) - {0}:
+        report.fail(i, f"unknown sampler codes {row['sampler'][:m].tolist()}")
+    if int(row["seed"]) != int(row_seeds(config.seed, i, i + 1)[0]):
+        report.fail(i, "seed is not the row seed of (config.seed, row)")
+    x64 = x[:m].astype(np.float64)
+    for j in range(n):
+        text = str(row["expr"][j])
+        try:
+            code, arg = vocab.tokens_to_program(row["tokens"][j])
+            if to_infix(code, arg) != text:
+                report.fail(i, f"output {j}: tokens decode to another expression than expr")
+        except ValueError as exc:
+            report.fail(i, f"output {j}: tokens do not decode ({exc})")
+        stored = y[j]
+        if stored.astype(np.float64).std() == 0:
+            report.fail(i, f"output {j} is constant")
+        with np.errstate(all="ignore"):
+            want = lambdify(text, m)(x64).astype(stored.dtype)
+        tolerance = np.spacing(np.abs(stored)).astype(np.float64)
+        gap = np.abs(want.astype(np.float64) - stored.astype(np.float64))
+        if not (np.isfinite(want).all() and (gap <= tolerance).all()):
+            worst = float(np.nanmax(gap)) if np.isfinite(gap).any() else float("nan")
+            report.fail(
+                i, f"output {j}: y differs from sympy's {text!r} on stored x (max {worst:.3g})"
+            )
+    again = generate_pair(config, int(row["seed"]))
+    if not (np.array_equal(again.x[0], x) and np.array_equal(again.y[0], y)):
+        report.fail(i, "regenerating the pair from (config, seed) gives other values")
+
+
+def validate(path: str, sample: int | None = 1000, seed: int = 0) -> Report:
+    """Check the store's invariants on ``sample`` random rows (all rows if None)."""
+    report = Report()
+    view = s2store.open(path, allow_incomplete=True)
+    _check_layout(view, report)
+    rows = sample_rows(len(view), sample, seed)
+    complete = set(s2store.shard_records(path))
+    rows = rows[np.isin(rows // view.shard_rows, list(complete))]
+    data = _read_rows(view, rows, s2store.ARRAY_NAMES)
+    for pos, i in enumerate(rows):
+        _check_row(view, int(i), {k: v[pos] for k, v in data.items()}, report)
+        report.rows_checked += 1
+    return report
+
+
+def describe_pair(view: s2store.S2Store, index: int) -> str:
+    """Readable text for ``s2gen show``: dims, samplers, expressions, summary stats."""
+    import sympy as sp
+
+    from s2gen.symbols.render import parse_infix
+
+    pair = view[index]
+    names = {v: k for k, v in view.header["sampler_codes"].items()}
+    lines = [
+        f"pair {pair.index} of {view.path} (seed {pair.seed})",
+        f"inputs: {len(pair.x)} x {view.config.length} points, samplers: "
+        + ", ".join(f"x_{c}={names[int(s)]}" for c, s in enumerate(pair.sampler)),
+    ]
+    for c, series in enumerate(pair.x):
+        lines.append(f"  x_{c}: {_stats(series)}")
+    for j, text in enumerate(pair.expr):
+        lines.append(f"y_{j} = {text}")
+        lines.append(sp.pretty(parse_infix(text), use_unicode=False))
+        lines.append(f"  y_{j}: {_stats(pair.y[j])}")
+    return "\n".join(lines)
+
+
+def _stats(series: np.ndarray) -> str:
+    s = series.astype(np.float64)
+    return f"mean {s.mean():.4g}, std {s.std():.4g}, min {s.min():.4g}, max {s.max():.4g}"
+
+
+def plot_pair(view: s2store.S2Store, index: int, out: str) -> None:
+    """Draw x and y of one pair into a PNG (needs matplotlib: extra ``plot``)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise ImportError("--plot needs matplotlib: pip install 's2gen[plot]'") from exc
+    pair = view[index]
+    fig, axes = plt.subplots(2, 1, figsize=(9, 5), sharex=True)
+    for c, series in enumerate(pair.x):
+        axes[0].plot(series, lw=0.8, label=f"x_{c}")
+    for j, series in enumerate(pair.y):
+        axes[1].plot(series, lw=0.8, label=f"y_{j}")
+    axes[0].set_title(f"pair {pair.index}: inputs")
+    axes[1].set_title("outputs")
+    for ax in axes:
+        ax.legend(loc="upper right", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
