@@ -119,6 +119,7 @@ def unary_inplace(c, row):
 
 def _at(v, t):
     """v[t] for an array, v for a scalar (compiled by the overload below)."""
+    return v[t] if isinstance(v, np.ndarray) else v
 
 
 @overload(_at, inline="always")

@@ -1,0 +1,210 @@
+#!/usr/bin/env python
+"""Generation throughput: the s2gen core beside the reference, and end-to-end runs.
+
+Modes (run from the repository root with s2gen installed):
+
+  core  s2gen's pair generation without I/O (L=256, 1 -> 1, mixture + ARMA, one
+        thread) and, in the same run, the reference package ``s2generator``
+        0.0.23 restricted to the same two samplers (MixedDistribution 0.3,
+        ARMA 0.7). The reference lives in its own virtual environment, created
+        here on first use (``--ref-venv``); it is never a dependency of s2gen.
+        Rounds alternate s2gen / reference so that both see the same machine
+        load; the ratio is reported per round.
+  e2e   ``s2gen generate --n N`` (defaults) in a subprocess: wall time, pairs/s,
+        peak RSS of the whole process tree, bytes on disk; next to the core
+        rate with the same number of threads.
+
+  python benchmarks/bench_generate.py core --rounds 3 --seconds 20
+  python benchmarks/bench_generate.py e2e --n 1e6 --out /tmp/bench.zarr
+  python benchmarks/bench_generate.py e2e --n 1e7 --out /tmp/bench.zarr --keep
+
+Each mode prints a JSON line (also appended to ``--log``) and a Markdown row.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REFERENCE = "s2generator==0.0.23"
+
+S2GEN_CORE = r"""
+import json, sys, time
+from s2gen.config import GenerateConfig
+from s2gen.generators.pairs import generate_batch, token_length
+from s2gen.kernels.seeds import row_seeds
+config = GenerateConfig()
+seconds, start, with_symbols = float(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
+generate_batch(config, row_seeds(0, 0, 64))  # load kernels
+batch_rows, done, t0 = 8192, 0, time.perf_counter()
+while time.perf_counter() - t0 < seconds:
+    b = generate_batch(config, row_seeds(0, start + done, start + done + batch_rows))
+    if with_symbols:
+        b.expressions(); b.tokens(token_length(config))
+    done += batch_rows
+dt = time.perf_counter() - t0
+print(json.dumps({"pairs": done, "seconds": dt, "pairs_per_s": done / dt}))
+"""
+
+REFERENCE_CORE = r"""
+import json, sys, time, warnings
+warnings.filterwarnings("ignore")
+import numpy as np
+from s2generator.symbol import SeriesParams, SeriesSymbolGenerator, SymbolParams
+params = SeriesParams(mixed_distribution=0.3, autoregressive_moving_average=0.7,
+                      forecast_pfn=0.0, kernel_synth=0.0, intrinsic_mode_function=0.0)
+gen = SeriesSymbolGenerator(params, SymbolParams())
+seconds, seed = float(sys.argv[1]), int(sys.argv[2])
+rng = np.random.RandomState(seed)
+ok = attempts = 0
+t0 = time.perf_counter()
+while time.perf_counter() - t0 < seconds:
+    symbol, x, y = gen.run(rng, seq_length=256, input_dimension=1, output_dimension=1)
+    attempts += 1
+    ok += symbol is not None
+dt = time.perf_counter() - t0
+print(json.dumps({"pairs": ok, "attempts": attempts, "seconds": dt, "pairs_per_s": ok / dt}))
+"""
+
+ONE_THREAD = {
+    "NUMBA_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+}
+
+
+def reference_python(venv: Path) -> str:
+    """Python of a venv holding the reference package (created on first use)."""
+    python = venv / "bin" / "python"
+    if not python.exists():
+        print(f"creating {venv} with {REFERENCE} (one-off)", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", REFERENCE], check=True)
+    return str(python)
+
+
+def run_json(cmd: list[str], env: dict | None = None) -> dict:
+    out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    if out.returncode:
+        raise RuntimeError(f"{cmd[:3]} failed:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def core(args) -> dict:
+    ref = reference_python(Path(args.ref_venv))
+    rounds = []
+    for r in range(args.rounds):
+        ours = run_json(
+            [sys.executable, "-c", S2GEN_CORE, str(args.seconds), str(r * 10**7), "0"], ONE_THREAD
+        )
+        with_symbols = run_json(
+            [sys.executable, "-c", S2GEN_CORE, str(args.seconds), str(r * 10**7), "1"], ONE_THREAD
+        )
+        theirs = run_json([ref, "-c", REFERENCE_CORE, str(args.seconds), str(r)], ONE_THREAD)
+        rounds.append(
+            {
+                "s2gen_pairs_per_s": ours["pairs_per_s"],
+                "s2gen_with_symbols_pairs_per_s": with_symbols["pairs_per_s"],
+                "reference_pairs_per_s": theirs["pairs_per_s"],
+                "ratio": ours["pairs_per_s"] / theirs["pairs_per_s"],
+            }
+        )
+        print(json.dumps(rounds[-1]), file=sys.stderr)
+    ratios = sorted(r["ratio"] for r in rounds)
+    return {
+        "mode": "core",
+        "threads": 1,
+        "length": 256,
+        "rounds": rounds,
+        "median_ratio": ratios[len(ratios) // 2],
+    }
+
+
+def _tree_rss(pid: int) -> int:
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        procs = [proc] + proc.children(recursive=True)
+    except psutil.NoSuchProcess:
+        return 0
+    total = 0
+    for p in procs:
+        try:
+            total += p.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def e2e(args) -> dict:
+    out = Path(args.out) if args.out else Path(tempfile.mkdtemp()) / "bench.zarr"
+    if out.exists():
+        shutil.rmtree(out)
+    cmd = ["s2gen", "generate", "--n", args.n, "--out", str(out), "--quiet"]
+    if args.workers:
+        cmd += ["--workers", str(args.workers)]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = 0
+    while proc.poll() is None:
+        peak = max(peak, _tree_rss(proc.pid))
+        time.sleep(0.2)
+    wall = time.perf_counter() - t0
+    stdout, stderr = proc.communicate()
+    if proc.returncode:
+        raise RuntimeError(stderr)
+    header = json.loads((out / "zarr.json").read_text())["attributes"]["s2gen"]
+    rows = header["rows"]
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    threads = str(args.workers or os.cpu_count())
+    core_rate = run_json(
+        [sys.executable, "-c", S2GEN_CORE, "20", "0", "1"], {"NUMBA_NUM_THREADS": threads}
+    )["pairs_per_s"]
+    if not args.keep:
+        shutil.rmtree(out)
+    return {
+        "mode": "e2e",
+        "n": rows,
+        "workers": int(threads),
+        "wall_s": wall,
+        "pairs_per_s": rows / wall,
+        "core_pairs_per_s_same_threads": core_rate,
+        "e2e_over_core": rows / wall / core_rate,
+        "peak_rss_mb": peak / 2**20,
+        "bytes_on_disk": size,
+        "bytes_per_pair": size / rows,
+        "summary": stdout.strip(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("mode", choices=["core", "e2e"])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--ref-venv", default="benchmarks/.ref-venv")
+    parser.add_argument("--n", default="1e6")
+    parser.add_argument("--out", default=None)
+    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--keep", action="store_true", help="keep the e2e store")
+    parser.add_argument("--log", default="benchmarks/results.jsonl")
+    args = parser.parse_args()
+    result = core(args) if args.mode == "core" else e2e(args)
+    result["when"] = time.strftime("%Y-%m-%d %H:%M")
+    line = json.dumps(result)
+    print(line)
+    with open(args.log, "a") as f:
+        f.write(line + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""Kernel bodies run as plain Python (NUMBA_DISABLE_JIT=1) give the compiled kernels' bytes.
+
+This keeps every kernel debuggable with a Python debugger: the test computes a
+digest of a small generated batch (every sampler and operator) in this process
+and in a subprocess with the opposite JIT setting, and requires equality. CI
+runs this file once more with NUMBA_DISABLE_JIT=1.
+"""
+
+import hashlib
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from s2gen.config import GenerateConfig
+from s2gen.generators.pairs import generate_batch, token_length
+from s2gen.kernels.seeds import row_seeds
+from s2gen.symbols.operators import OPERATORS
+
+SMALL = GenerateConfig(
+    length=24,
+    max_input_dim=2,
+    max_output_dim=2,
+    arma_burn_in=16,
+    operator_weights=tuple((op.name, 1.0) for op in OPERATORS),
+)
+
+
+def digest() -> str:
+    batch = generate_batch(SMALL, row_seeds(1, 0, 6))
+    h = hashlib.sha256()
+    for array in (
+        batch.x,
+        batch.y,
+        batch.code,
+        batch.arg,
+        batch.sampler,
+        batch.stats,
+        batch.tokens(token_length(SMALL)),
+    ):
+        h.update(np.ascontiguousarray(array).tobytes())
+    h.update("|".join(map(str, batch.expressions().ravel())).encode())
+    return h.hexdigest()
+
+
+def test_python_and_compiled_kernels_give_the_same_bytes():
+    jit_disabled = os.environ.get("NUMBA_DISABLE_JIT", "0") == "1"
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "0" if jit_disabled else "1"}
+    code = "from tests.test_nojit import digest; print(digest())"
+    other = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=os.path.dirname(os.path.dirname(__file__)),
+    )
+    assert other.stdout.strip() == digest()
