@@ -49,9 +49,10 @@ def mixture_cdf(weights, is_gauss, mu, sigma):
 
 
 def constant_value(packed: int) -> float:
-    """Float value of a packed decimal constant, via its decimal text."""
-    mantissa, k = divmod(abs(int(packed)), 10)
-    return float(f"{'-' if packed < 0 else ''}{mantissa}e-{k}")
+    """Float value of a packed constant, via Python's decimal parsing of m e E."""
+    packed = int(packed)
+    mantissa, exponent = abs(packed) // 16, abs(packed) % 16 - 8
+    return float(f"{'-' if packed < 0 else ''}{mantissa}e{exponent}")
 
 
 def evaluate_program(code, arg, length, x: np.ndarray) -> np.ndarray:
@@ -87,8 +88,8 @@ def program_is_well_formed(code, arg, length, n_vars: int) -> bool:
                 return False
             need -= 1
         elif c == oc.CONST:
-            mantissa, k = divmod(abs(int(arg[pos])), 10)
-            if not (1 <= mantissa <= 999 and k in (1, 2, 3)):
+            mantissa, exponent = abs(int(arg[pos])) // 16, abs(int(arg[pos])) % 16 - 8
+            if not (1 <= mantissa <= 999 and -3 <= exponent <= -1):
                 return False
             need -= 1
         else:

@@ -20,14 +20,15 @@ uses it (shared/reference/s2generator.md section 2), with its bugs removed:
    unary argument becomes ``a + b*arg`` (unless it is itself an add/sub, whose
    children already carry factors), and the root gets an offset ``a0 + ...``.
 
-Constants are ``sign * mantissa * 10**-k`` with mantissa ~ U{1..999} and
-k ~ U{1, 2, 3}, packed as described in ``s2gen.kernels.opcodes``.
+Constants are ``sign * mantissa * 10**e`` with mantissa ~ U{1..999} and
+e ~ U{-3, -2, -1}, packed as described in ``s2gen.kernels.constants``.
 """
 
 import numpy as np
 from numba import njit
 
 from s2gen.kernels import opcodes as oc
+from s2gen.kernels.constants import pack
 from s2gen.kernels.rng import choice, randint, uniform
 
 MAX_UNARY_SUBTREE = 6
@@ -50,11 +51,11 @@ def max_constants(max_binary: int, max_unary: int) -> int:
 
 @njit(cache=True, inline="always")
 def draw_constant(state):
-    """A packed decimal constant: sign * (mantissa * 10 + k)."""
+    """A packed decimal constant: sign * U{1..999} * 10**U{-3..-1}."""
     sign = 1 if uniform(state) < 0.5 else -1
     mantissa = randint(state, 1, 999)
-    k = randint(state, 1, 3)
-    return sign * (mantissa * 10 + k)
+    exponent = randint(state, -3, -1)
+    return pack(sign, mantissa, exponent)
 
 
 @njit(cache=True, inline="always")

@@ -18,16 +18,7 @@ from numba import njit, types
 from numba.extending import overload
 
 from s2gen.kernels import opcodes as oc
-
-_POW10 = (1.0, 10.0, 100.0, 1000.0)
-
-
-@njit(cache=True, inline="always")
-def constant_value(packed):
-    """Float64 value of a packed decimal constant (see ``opcodes``)."""
-    a = abs(packed)
-    value = (a // 10) / _POW10[a % 10]
-    return value if packed > 0 else -value
+from s2gen.kernels.constants import value_of
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -171,7 +162,7 @@ def evaluate(code, arg, length, x, stack, scalar, is_scalar, out):
             is_scalar[sp] = False
             sp += 1
         elif c == oc.CONST:
-            scalar[sp] = constant_value(arg[pos])
+            scalar[sp] = value_of(arg[pos])
             is_scalar[sp] = True
             sp += 1
         elif c >= oc.FIRST_UNARY:

@@ -3,10 +3,9 @@
 A program is a prefix (Polish) sequence of nodes, each a pair ``(code, arg)``:
 
 - ``VAR``: ``arg`` is the input channel index (``x_arg``);
-- ``CONST``: ``arg`` packs a decimal constant ``sign * mantissa * 10**-k`` as
-  ``sign * (mantissa * 10 + k)`` with mantissa in 1..999 and k in {1, 2, 3}, so
-  the constant prints exactly and its float64 value is ``mantissa / 10**k``
-  correctly rounded (the value Python's ``float("73.5")`` gives);
+- ``CONST``: ``arg`` packs a decimal constant ``sign * mantissa * 10**e``
+  (``s2gen.kernels.constants``): it prints exactly and its float64 value is
+  what Python's ``float`` of that text gives;
 - an operator: ``arg`` is unused (0).
 
 The operator table with names, weights and symbolic forms lives in

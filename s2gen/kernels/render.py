@@ -9,8 +9,9 @@ import numpy as np
 from numba import njit, prange
 
 from s2gen.kernels import opcodes as oc
+from s2gen.kernels.constants import EXP_MIN, exponent_of, mantissa_of
 
-CHARS_PER_NODE = 12  # no node renders to more than this many characters
+CHARS_PER_NODE = 16  # no node renders to more than this many characters
 TOKENS_PER_CONSTANT = 5  # sign, three mantissa digits, exponent
 
 
@@ -36,22 +37,29 @@ def _write_bytes(buf, n, src, count):
 
 @njit(cache=True)
 def _write_constant(buf, n, packed):
-    a = abs(packed)
-    mantissa = a // 10
-    k = a % 10
-    scale = 10**k
+    """Exact decimal text; negative constants in parentheses: '73.5', '(-0.092)'."""
+    mantissa = mantissa_of(packed)
+    exponent = exponent_of(packed)
     if packed < 0:
         buf[n] = 40  # (
         buf[n + 1] = 45  # -
         n += 2
-    n = _write_uint(buf, n, mantissa // scale)
-    buf[n] = 46  # .
-    n += 1
-    frac = mantissa % scale
-    for d in range(k - 1, -1, -1):
-        buf[n + d] = 48 + frac % 10
-        frac //= 10
-    n += k
+    if exponent >= 0:
+        n = _write_uint(buf, n, mantissa * 10**exponent)
+        buf[n] = 46  # .
+        buf[n + 1] = 48  # 0
+        n += 2
+    else:
+        k = -exponent
+        scale = 10**k
+        n = _write_uint(buf, n, mantissa // scale)
+        buf[n] = 46  # .
+        n += 1
+        frac = mantissa % scale
+        for d in range(k - 1, -1, -1):
+            buf[n + d] = 48 + frac % 10
+            frac //= 10
+        n += k
     if packed < 0:
         buf[n] = 41  # )
         n += 1
@@ -99,8 +107,8 @@ def encode_tokens(code, arg, length, op_token, var_base, plus, minus, digit_base
     """Write the prefix tokens of a program into ``out`` (int16); return the count.
 
     A variable x_i is ``var_base + i``; a constant is five tokens: sign,
-    three mantissa digits (zero padded), exponent ``exp_base + k - 1`` for
-    10**-k. Entries of ``out`` past the count are left as they are. Returns -1,
+    three mantissa digits (zero padded), exponent ``exp_base + e - EXP_MIN``
+    for 10**e. Entries of ``out`` past the count are left as they are. Returns -1,
     having written nothing past ``out``, if the tokens do not fit.
     """
     n = 0
@@ -112,13 +120,12 @@ def encode_tokens(code, arg, length, op_token, var_base, plus, minus, digit_base
             out[n] = var_base + arg[pos]
             n += 1
         elif c == oc.CONST:
-            a = abs(arg[pos])
-            mantissa = a // 10
+            mantissa = mantissa_of(arg[pos])
             out[n] = plus if arg[pos] > 0 else minus
             out[n + 1] = digit_base + mantissa // 100
             out[n + 2] = digit_base + (mantissa // 10) % 10
             out[n + 3] = digit_base + mantissa % 10
-            out[n + 4] = exp_base + a % 10 - 1
+            out[n + 4] = exp_base + exponent_of(arg[pos]) - EXP_MIN
             n += 5
         else:
             out[n] = op_token[c]

@@ -11,6 +11,7 @@ sympy is imported lazily: it never sits on the generation path.
 import numpy as np
 
 from s2gen.kernels import opcodes as oc
+from s2gen.kernels.constants import text_of
 from s2gen.kernels.render import CHARS_PER_NODE, render_batch, render_infix
 from s2gen.symbols.operators import BY_CODE, OPERATORS
 
@@ -81,7 +82,7 @@ def to_sympy(code: np.ndarray, arg: np.ndarray, length: int | None = None):
         if c == oc.VAR:
             stack.append(sp.Symbol(f"x_{int(arg[pos])}"))
         elif c == oc.CONST:
-            stack.append(sp.Float(_constant_text(int(arg[pos]))))
+            stack.append(sp.Float(text_of(int(arg[pos]))))
         else:
             op = BY_CODE[c]
             operands = [stack.pop() for _ in range(op.arity)]
@@ -89,12 +90,6 @@ def to_sympy(code: np.ndarray, arg: np.ndarray, length: int | None = None):
     if len(stack) != 1:
         raise ValueError(f"program is malformed: {len(stack)} values left on the stack")
     return stack[0]
-
-
-def _constant_text(packed: int) -> str:
-    mantissa, k = divmod(abs(packed), 10)
-    text = f"{mantissa // 10**k}.{mantissa % 10**k:0{k}d}"
-    return text if packed > 0 else "-" + text
 
 
 def lambdify(text: str, n_inputs: int):

@@ -9,20 +9,21 @@ ids        tokens
 5..20      variables ``x_0`` .. ``x_15``
 21, 22     constant signs ``+`` ``-``
 23..32     mantissa digits ``0`` .. ``9``
-33..35     exponents ``E-1`` ``E-2`` ``E-3``
-36..       operators in registry order (``add`` ``sub`` ``mul`` ...)
+33..48     exponents ``E-8`` .. ``E+7``
+49..       operators in registry order (``add`` ``sub`` ``mul`` ...)
 =========  ==========================================================
 
 An expression is stored as its prefix tokens only (no ``<bos>``/``<eos>``),
 padded with ``<pad>`` = 0. A constant ``-0.092`` is the five tokens
 ``- 0 9 2 E-3`` (sign, three mantissa digits, exponent), so every constant
-round-trips exactly.
+round-trips exactly (``s2gen.kernels.constants``).
 """
 
 import numpy as np
 
 from s2gen.config import MAX_INPUT_DIM
 from s2gen.kernels import opcodes as oc
+from s2gen.kernels.constants import EXP_MAX, EXP_MIN, pack
 from s2gen.kernels.render import TOKENS_PER_CONSTANT, encode_tokens
 from s2gen.symbols.operators import BY_NAME, OPERATORS
 
@@ -31,7 +32,7 @@ PAD, BOS, EOS, MASK, SEP = range(len(SPECIALS))
 VARIABLES = tuple(f"x_{i}" for i in range(MAX_INPUT_DIM))
 SIGNS = ("+", "-")
 DIGITS = tuple(str(d) for d in range(10))
-EXPONENTS = ("E-1", "E-2", "E-3")
+EXPONENTS = tuple(f"E{e:+d}" for e in range(EXP_MIN, EXP_MAX + 1))
 
 TOKENS: tuple[str, ...] = (
     SPECIALS + VARIABLES + SIGNS + DIGITS + EXPONENTS + tuple(op.name for op in OPERATORS)
@@ -41,7 +42,7 @@ VAR_BASE = INDEX["x_0"]
 PLUS = INDEX["+"]
 MINUS = INDEX["-"]
 DIGIT_BASE = INDEX["0"]
-EXP_BASE = INDEX["E-1"]
+EXP_BASE = INDEX[EXPONENTS[0]]
 OP_TOKEN = np.zeros(oc.N_CODES, np.int64)
 for _op in OPERATORS:
     OP_TOKEN[_op.code] = INDEX[_op.name]
@@ -104,15 +105,18 @@ def tokens_to_program(tokens) -> tuple[np.ndarray, np.ndarray]:
         elif tok in (PLUS, MINUS):
             body = ids[pos + 1 : pos + TOKENS_PER_CONSTANT]
             digits = [t - DIGIT_BASE for t in body[:3]]
-            exponent = body[3] - EXP_BASE + 1 if len(body) == 4 else -1
-            if len(body) < 4 or not all(0 <= d <= 9 for d in digits) or exponent not in (1, 2, 3):
+            exponent = body[3] - EXP_BASE + EXP_MIN if len(body) == 4 else EXP_MIN - 1
+            if (
+                len(body) < 4
+                or not all(0 <= d <= 9 for d in digits)
+                or not EXP_MIN <= exponent <= EXP_MAX
+            ):
                 raise ValueError(f"malformed constant at token position {pos}")
             mantissa = digits[0] * 100 + digits[1] * 10 + digits[2]
             if mantissa == 0:
                 raise ValueError(f"constant with mantissa 000 at token position {pos}")
-            sign = 1 if tok == PLUS else -1
             code.append(oc.CONST)
-            arg.append(sign * (mantissa * 10 + exponent))
+            arg.append(int(pack(1 if tok == PLUS else -1, mantissa, exponent)))
             pos += TOKENS_PER_CONSTANT
         else:
             raise ValueError(f"token {name!r} at position {pos} cannot start an expression node")
