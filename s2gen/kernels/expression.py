@@ -13,7 +13,7 @@ uses it (shared/reference/s2generator.md section 2), with its bugs removed:
    ``const_prob``, else a random variable. There is no ``rand`` leaf and no
    empty leaf.
 4. Unary operators wrap ``min(nu, #candidates)`` distinct skeleton nodes drawn
-   among the variable leaves and operators whose skeleton subtree has fewer than
+   among the subtrees that contain a variable and have fewer than
    ``MAX_UNARY_SUBTREE`` tokens (the reference's ``max_unary_depth``); unlike the
    reference, the root is a candidate too.
 5. Affine prefactors: a child of add/sub (and the root) becomes ``c*child``, a
@@ -96,21 +96,26 @@ def random_skeleton(state, n_ops):
 
 
 @njit(cache=True)
-def subtree_sizes(kinds):
-    """Token count of the subtree rooted at each position of a binary prefix word."""
+def subtree_facts(kinds, skel_code):
+    """Per position of a binary prefix word: subtree token count, and whether it has a variable."""
     size = kinds.size
     sizes = np.empty(size, np.int64)
-    stack = np.empty(size, np.int64)
+    has_var = np.empty(size, np.bool_)
+    stack_size = np.empty(size, np.int64)
+    stack_var = np.empty(size, np.bool_)
     top = 0
     for i in range(size - 1, -1, -1):
         if kinds[i] == 0:
             sizes[i] = 1
+            has_var[i] = skel_code[i] == oc.VAR
         else:
             top -= 2
-            sizes[i] = 1 + stack[top] + stack[top + 1]
-        stack[top] = sizes[i]
+            sizes[i] = 1 + stack_size[top] + stack_size[top + 1]
+            has_var[i] = stack_var[top] or stack_var[top + 1]
+        stack_size[top] = sizes[i]
+        stack_var[top] = has_var[i]
         top += 1
-    return sizes
+    return sizes, has_var
 
 
 @njit(cache=True, inline="always")
@@ -180,11 +185,11 @@ def sample_program(
             skel_arg[i] = leaf_arg[order[leaf]]
             leaf += 1
 
-    sizes = subtree_sizes(kinds)
+    sizes, has_var = subtree_facts(kinds, skel_code)
     candidates = np.empty(size, np.int64)
     n_cand = 0
     for i in range(size):
-        if sizes[i] < MAX_UNARY_SUBTREE and skel_code[i] != oc.CONST:
+        if sizes[i] < MAX_UNARY_SUBTREE and has_var[i]:
             candidates[n_cand] = i
             n_cand += 1
     unary = np.zeros(size, np.int64)

@@ -84,6 +84,48 @@ def max_abs(row):
     return peak
 
 
+@njit(cache=True)
+def lag_inplace(row, k):
+    """row[t] <- row[t-k] for t >= k, row[0] before (edge value repeated)."""
+    L = row.size
+    first = row[0]
+    for t in range(L - 1, k - 1, -1):
+        row[t] = row[t - k]
+    for t in range(min(k, L)):
+        row[t] = first
+
+
+@njit(cache=True)
+def moving_average_inplace(row, w):
+    """Trailing mean over the last min(t + 1, w) points, via prefix sums."""
+    for t in range(1, row.size):
+        row[t] += row[t - 1]
+    for t in range(row.size - 1, -1, -1):
+        row[t] = (row[t] - row[t - w]) / w if t >= w else row[t] / (t + 1)
+
+
+@njit(cache=True)
+def temporal_inplace(c, row):
+    """Apply temporal opcode ``c`` along ``row`` (see ``s2gen.symbols.temporal``)."""
+    if c == oc.DIFF:
+        for t in range(row.size - 1, 0, -1):
+            row[t] -= row[t - 1]
+        row[0] = row[1]
+    elif c == oc.CUMSUM:
+        for t in range(1, row.size):
+            row[t] += row[t - 1]
+    elif c == oc.LAG1:
+        lag_inplace(row, 1)
+    elif c == oc.LAG4:
+        lag_inplace(row, 4)
+    elif c == oc.LAG16:
+        lag_inplace(row, 16)
+    elif c == oc.MAVG4:
+        moving_average_inplace(row, 4)
+    else:
+        moving_average_inplace(row, 16)
+
+
 @njit(cache=True, error_model="numpy")
 def unary_inplace(c, row):
     """Apply unary opcode ``c`` to every element of ``row``.
@@ -91,7 +133,9 @@ def unary_inplace(c, row):
     The dispatch sits outside the loops so that LLVM vectorises the cheap
     operators; the transcendental ones share one generic loop.
     """
-    if c == oc.INV:
+    if c >= oc.FIRST_TEMPORAL:
+        temporal_inplace(c, row)
+    elif c == oc.INV:
         for t in range(row.size):
             row[t] = 1.0 / row[t]
     elif c == oc.SQRT:
@@ -167,6 +211,9 @@ def evaluate(code, arg, length, x, stack, scalar, is_scalar, out):
             sp += 1
         elif c >= oc.FIRST_UNARY:
             top = sp - 1
+            if is_scalar[top] and c >= oc.FIRST_TEMPORAL:  # a constant series, then in time
+                stack[top, :] = scalar[top]
+                is_scalar[top] = False
             if is_scalar[top]:
                 if is_periodic(c):
                     trig_arg = max(trig_arg, abs(scalar[top]))

@@ -13,7 +13,8 @@ Domain rules are part of the function and appear in every form: ``sqrt`` is
 Default weights are the reference generator's (Lample & Charton style; see
 shared/reference/s2generator.md section 2): binary add/sub/mul 1 and div 0
 (configurable); unary sqrt 5, inv 3, pow2 3, tan and arctan 0.2, arcsin and
-arccos 0, the rest 1.
+arccos 0, the rest 1. The temporal operators (``s2gen.symbols.temporal``) have
+weight 0 unless asked for; ``TEMPORAL_WEIGHTS`` are their weights when on.
 """
 
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from s2gen.kernels import opcodes as oc
+from s2gen.symbols import temporal
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,29 @@ def _np_inv(u):
 def _np_div(a, b):
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         return a / b
+
+
+def _temporal(name: str, code: int, function: str, param: int | None = None) -> "Operator":
+    fn = getattr(temporal, function)
+    if param is None:
+        return Operator(
+            name,
+            code,
+            1,
+            0.0,
+            (f"{function}(", "", ")"),
+            lambda sp, u: sp.Function(function)(u),
+            fn,
+        )
+    return Operator(
+        name,
+        code,
+        1,
+        0.0,
+        (f"{function}(", "", f", {param})"),
+        lambda sp, u: sp.Function(function)(u, sp.Integer(param)),
+        lambda u: fn(u, param),
+    )
 
 
 def _quiet(fn):
@@ -101,6 +126,13 @@ OPERATORS: tuple[Operator, ...] = (
     Operator(
         "arccos", oc.ARCCOS, 1, 0.0, ("acos(", "", ")"), lambda sp, u: sp.acos(u), _quiet(np.arccos)
     ),
+    _temporal("diff", oc.DIFF, "tdiff"),
+    _temporal("cumsum", oc.CUMSUM, "tcumsum"),
+    _temporal("lag1", oc.LAG1, "tlag", 1),
+    _temporal("lag4", oc.LAG4, "tlag", 4),
+    _temporal("lag16", oc.LAG16, "tlag", 16),
+    _temporal("mavg4", oc.MAVG4, "tmavg", 4),
+    _temporal("mavg16", oc.MAVG16, "tmavg", 16),
 )
 
 BY_NAME: dict[str, Operator] = {op.name: op for op in OPERATORS}
@@ -108,3 +140,13 @@ BY_CODE: dict[int, Operator] = {op.code: op for op in OPERATORS}
 BINARY: tuple[Operator, ...] = tuple(op for op in OPERATORS if op.arity == 2)
 UNARY: tuple[Operator, ...] = tuple(op for op in OPERATORS if op.arity == 1)
 DEFAULT_WEIGHTS: dict[str, float] = {op.name: op.weight for op in OPERATORS}
+TEMPORAL: tuple[Operator, ...] = tuple(op for op in OPERATORS if op.code >= oc.FIRST_TEMPORAL)
+TEMPORAL_WEIGHTS: dict[str, float] = {
+    "diff": 1.0,
+    "cumsum": 0.5,
+    "lag1": 0.3,
+    "lag4": 0.3,
+    "lag16": 0.3,
+    "mavg4": 0.3,
+    "mavg16": 0.3,
+}

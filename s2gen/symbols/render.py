@@ -14,6 +14,7 @@ from s2gen.kernels import opcodes as oc
 from s2gen.kernels.constants import text_of
 from s2gen.kernels.render import CHARS_PER_NODE, render_batch, render_infix
 from s2gen.symbols.operators import BY_CODE, OPERATORS
+from s2gen.symbols.temporal import TEMPORAL_FUNCTIONS
 
 TEMPLATE_WIDTH = max(len(part) for op in OPERATORS for part in op.infix)
 TEMPLATES = np.zeros((oc.N_CODES, 3, TEMPLATE_WIDTH), np.uint8)
@@ -72,21 +73,26 @@ def parse_infix(text: str):
 
 
 def to_sympy(code: np.ndarray, arg: np.ndarray, length: int | None = None):
-    """sympy expression of one program, built from the registry's sympy forms."""
+    """sympy expression of one program, built from the registry's sympy forms.
+
+    Built unevaluated, like ``parse_infix``: sympy would otherwise simplify,
+    e.g. ``x_0/x_0`` to 1, and a temporal operator would lose its series.
+    """
     import sympy as sp
 
     length = len(code) if length is None else int(length)
     stack = []
-    for pos in range(length - 1, -1, -1):
-        c = int(code[pos])
-        if c == oc.VAR:
-            stack.append(sp.Symbol(f"x_{int(arg[pos])}"))
-        elif c == oc.CONST:
-            stack.append(sp.Float(text_of(int(arg[pos]))))
-        else:
-            op = BY_CODE[c]
-            operands = [stack.pop() for _ in range(op.arity)]
-            stack.append(op.sympy(sp, *operands))
+    with sp.evaluate(False):
+        for pos in range(length - 1, -1, -1):
+            c = int(code[pos])
+            if c == oc.VAR:
+                stack.append(sp.Symbol(f"x_{int(arg[pos])}"))
+            elif c == oc.CONST:
+                stack.append(sp.Float(text_of(int(arg[pos]))))
+            else:
+                op = BY_CODE[c]
+                operands = [stack.pop() for _ in range(op.arity)]
+                stack.append(op.sympy(sp, *operands))
     if len(stack) != 1:
         raise ValueError(f"program is malformed: {len(stack)} values left on the stack")
     return stack[0]
@@ -97,7 +103,7 @@ def lambdify(text: str, n_inputs: int):
     import sympy as sp
 
     symbols = [sp.Symbol(f"x_{i}") for i in range(n_inputs)]
-    fn = sp.lambdify(symbols, parse_infix(text), modules="numpy")
+    fn = sp.lambdify(symbols, parse_infix(text), modules=[TEMPORAL_FUNCTIONS, "numpy"])
 
     def apply(x: np.ndarray) -> np.ndarray:
         with np.errstate(all="ignore"):
