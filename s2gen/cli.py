@@ -11,7 +11,8 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from s2gen.config import GenerateConfig, StoreConfig
+from s2gen.config import SAMPLER_PRESETS, SAMPLERS, GenerateConfig, StoreConfig
+from s2gen.symbols.operators import TEMPORAL_WEIGHTS
 
 
 class Count(click.ParamType):
@@ -88,7 +89,8 @@ def _read_config_file(path: str) -> dict:
         raise click.BadParameter(f"cannot parse {path}: {exc}", param_hint="--config") from exc
 
 
-def _parse_operators(text: str) -> dict[str, float]:
+def _parse_weights(text: str, param_hint: str, example: str) -> dict[str, float]:
+    """NAME=WEIGHT,NAME=WEIGHT text as a dict."""
     weights = {}
     for item in filter(None, (p.strip() for p in text.split(","))):
         name, sep, value = item.partition("=")
@@ -98,7 +100,7 @@ def _parse_operators(text: str) -> dict[str, float]:
             sep = ""
         if not sep:
             raise click.BadParameter(
-                f"{item!r} is not NAME=WEIGHT; write e.g. 'div=0.5,tan=0'", param_hint="--operators"
+                f"{item!r} is not NAME=WEIGHT; write e.g. {example!r}", param_hint=param_hint
             )
     return weights
 
@@ -122,17 +124,29 @@ def build_generation(ctx: click.Context, options: dict) -> tuple[GenerateConfig,
     for option, fieldname in GENERATION_OPTIONS.items():
         if _given(ctx, option):
             settings[fieldname] = options[option]
-    if options.get("operators"):
+    if options.get("temporal_ops") or options.get("operators"):
         weights = dict(settings.get("operator_weights", {}))
-        weights.update(_parse_operators(options["operators"]))
+        if options.get("temporal_ops"):
+            weights.update(TEMPORAL_WEIGHTS)
+        weights.update(_parse_weights(options["operators"], "--operators", "div=0.5,tan=0"))
         settings["operator_weights"] = weights
+    if options.get("sampler_preset"):
+        settings["sampler_weights"] = dict(SAMPLER_PRESETS[options["sampler_preset"]])
+    if options.get("samplers"):
+        settings["sampler_weights"] = _parse_weights(
+            options["samplers"], "--samplers", "arma=1,kernel_synth=0.5"
+        )
+    expressions = tuple(options.get("expr") or ()) or tuple(settings.pop("expressions", ()))
     for option in STORE_OPTIONS:
         if _given(ctx, option):
             store_options[option] = options[option]
     if _given(ctx, "n"):
         n = options["n"]
     try:
-        config = GenerateConfig.from_dict(settings)
+        if expressions:
+            config = GenerateConfig.for_expressions(expressions, **settings)
+        else:
+            config = GenerateConfig.from_dict(settings)
         StoreConfig(**store_options)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
@@ -203,6 +217,29 @@ def main() -> None:
 @click.option("--max-unary-ops", type=int, default=5, show_default=True)
 @click.option("--const-leaf-prob", type=float, default=0.25, show_default=True)
 @click.option("--operators", default="", help="Operator weights, e.g. 'div=1,tan=0'.")
+@click.option(
+    "--temporal-ops",
+    is_flag=True,
+    help="Include the temporal operators (tdiff, tcumsum, tlag, tmavg) in sampled expressions.",
+)
+@click.option(
+    "--samplers",
+    default="",
+    help=f"Excitation family weights, e.g. 'arma=1,kernel_synth=0.5'; families: "
+    f"{', '.join(SAMPLERS)}. Default: the paper's mixture/ARMA mix (--mixture-prob).",
+)
+@click.option(
+    "--sampler-preset",
+    type=click.Choice(sorted(SAMPLER_PRESETS)),
+    default=None,
+    help="A named family mix: paper (default), reference (the reference generator's), all.",
+)
+@click.option(
+    "--expr",
+    multiple=True,
+    help="A given output expression over x_0..x_15 (sympy text, repeatable), e.g. "
+    "'sin(x_0) + 0.5*x_1': only excitations are drawn. sqrt and log act on |u|.",
+)
 @click.option("--max-abs-output", type=float, default=1e4, show_default=True)
 @click.option("--chunk-rows", type=int, default=1024, show_default=True)
 @click.option("--shard-rows", type=int, default=16384, show_default=True)

@@ -15,6 +15,18 @@ MAX_INPUT_DIM = 16  # variables x_0..x_15 are in the token vocabulary
 MAX_OUTPUT_DIM = 64
 DTYPES = ("float32", "float16")
 MIXTURE_MODES = ("mixture", "segments")
+SAMPLERS = ("mixture", "arma", "kernel_synth", "trend_season", "imf")
+SAMPLER_PRESETS = {
+    "paper": (),  # SymTime section 3.1: mixture with probability mixture_prob, else ARMA
+    "reference": (  # the reference generator's default mix (s2generator.md section 3)
+        ("mixture", 0.1),
+        ("arma", 0.2),
+        ("trend_season", 0.35),
+        ("kernel_synth", 0.25),
+        ("imf", 0.1),
+    ),
+    "all": tuple((name, 1.0) for name in SAMPLERS),
+}
 
 
 def _fail(name: str, value: Any, fix: str) -> None:
@@ -37,6 +49,19 @@ def _check_float_range(name: str, value: Any, low: float, high: float | None = N
         _fail(name, value, f"it must be {bound}")
 
 
+def _expression_inputs(expressions: tuple[str, ...]) -> int:
+    """Input channels the given expressions need; a bad one is named."""
+    from s2gen.symbols.parse import program_of, variables_of
+
+    needed = 1
+    for i, text in enumerate(expressions):
+        try:
+            needed = max(needed, variables_of(*program_of(text)))
+        except ValueError as exc:
+            _fail(f"expressions[{i}]", text, str(exc))
+    return needed
+
+
 @dataclass(frozen=True)
 class GenerateConfig:
     """Everything that decides the content of a generated pair.
@@ -53,12 +78,19 @@ class GenerateConfig:
     dtype : store dtype, "float32" or "float16". X is rounded to it *before* f
         is evaluated, so the stored y is f of the stored x.
     mixture_prob : probability P that an input channel is a mixture-distribution
-        series (else ARMA). SymTime (section 3.1) requires P <= 0.5.
+        series (else ARMA). SymTime (section 3.1) requires P <= 0.5. Used when
+        ``sampler_weights`` is empty.
+    sampler_weights : weight per sampler family (``SAMPLERS``; missing ones
+        are 0), e.g. ``SAMPLER_PRESETS["reference"]``; empty means the paper's
+        mixture/ARMA mix set by ``mixture_prob``.
     mixture_max_components : k ~ U{1..k_max} mixture components.
     mixture_mode : "mixture" (each time step draws its component) or
         "segments" (contiguous blocks per component, the reference's layout).
     arma_max_p, arma_max_q : ARMA orders p ~ U{1..p_max}, q ~ U{1..q_max}.
     arma_burn_in : steps simulated and discarded before the stored window.
+    kernel_synth_max_kernels : KernelSynth combines U{1..this} bank kernels.
+    trend_season_noise_max : trend x seasonality noise scale ~ U(0, this).
+    imf_noise_level : intrinsic-mode noise standard deviation, relative to RMS.
     input_scale_max : X is multiplied by s ~ U(0, input_scale_max) after the
         per-channel z-score; 0 turns the scaling off (s = 1).
     binary_ops_offset : binary operators ~ U{0..M + offset} per output (3 gives
@@ -75,6 +107,11 @@ class GenerateConfig:
         failing expression is redrawn.
     max_expression_draws : expression draws per pair before generation gives
         up with an error (only reachable with a pathological config).
+    expressions : given expressions f_j (sympy text over x_0..x_15,
+        ``s2gen.symbols.parse``) instead of sampled ones: every pair has
+        exactly these outputs (min/max_output_dim = their number) and only
+        the excitation is drawn, up to excitation_retries x
+        max_expression_draws times per pair.
     """
 
     length: int = 256
@@ -85,11 +122,15 @@ class GenerateConfig:
     seed: int = 0
     dtype: str = "float32"
     mixture_prob: float = 0.3
+    sampler_weights: tuple[tuple[str, float], ...] = ()
     mixture_max_components: int = 5
     mixture_mode: str = "mixture"
     arma_max_p: int = 3
     arma_max_q: int = 3
     arma_burn_in: int = 256
+    kernel_synth_max_kernels: int = 5
+    trend_season_noise_max: float = 0.1
+    imf_noise_level: float = 0.05
     input_scale_max: float = 16.0
     binary_ops_offset: int = 3
     max_unary_ops: int = 5
@@ -102,6 +143,7 @@ class GenerateConfig:
     max_trig_argument: float = 1e4
     excitation_retries: int = 3
     max_expression_draws: int = 1000
+    expressions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _check_int_range("length", self.length, 2, 1 << 20)
@@ -131,6 +173,10 @@ class GenerateConfig:
         _check_int_range("arma_max_p", self.arma_max_p, 1, 10)
         _check_int_range("arma_max_q", self.arma_max_q, 1, 10)
         _check_int_range("arma_burn_in", self.arma_burn_in, 0, 1 << 20)
+        self._check_sampler_weights()
+        _check_int_range("kernel_synth_max_kernels", self.kernel_synth_max_kernels, 1, 16)
+        _check_float_range("trend_season_noise_max", self.trend_season_noise_max, 0.0, 1.0)
+        _check_float_range("imf_noise_level", self.imf_noise_level, 0.0, 10.0)
         _check_float_range("input_scale_max", self.input_scale_max, 0.0, 1e6)
         _check_int_range("binary_ops_offset", self.binary_ops_offset, 0, 16)
         _check_int_range("max_unary_ops", self.max_unary_ops, 0, 16)
@@ -141,6 +187,36 @@ class GenerateConfig:
         _check_float_range("max_trig_argument", self.max_trig_argument, 1.0, 1e15)
         _check_int_range("excitation_retries", self.excitation_retries, 1, 1000)
         _check_int_range("max_expression_draws", self.max_expression_draws, 1, 10**6)
+        if self.expressions:
+            self._check_expressions()
+
+    def _check_expressions(self) -> None:
+        needed = _expression_inputs(self.expressions)
+        n = len(self.expressions)
+        if not self.min_output_dim == self.max_output_dim == n:
+            _fail(
+                "max_output_dim",
+                (self.min_output_dim, self.max_output_dim),
+                f"with {n} given expression(s) set min_output_dim = max_output_dim = {n}",
+            )
+        if self.min_input_dim < needed:
+            _fail(
+                "min_input_dim",
+                self.min_input_dim,
+                f"the expressions use x_0..x_{needed - 1}: set min_input_dim >= {needed}",
+            )
+
+    def _check_sampler_weights(self) -> None:
+        weights = dict(self.sampler_weights)
+        unknown = sorted(set(weights) - set(SAMPLERS))
+        if unknown:
+            _fail(
+                "sampler_weights", unknown, f"unknown sampler(s); known are {', '.join(SAMPLERS)}"
+            )
+        for name, w in weights.items():
+            _check_float_range(f"sampler_weights[{name}]", w, 0.0, 1e6)
+        if weights and sum(weights.values()) <= 0:
+            _fail("sampler_weights", weights, "give at least one sampler a weight > 0")
 
     def _check_operator_weights(self) -> None:
         weights = dict(self.operator_weights)
@@ -177,6 +253,24 @@ class GenerateConfig:
         """Largest number of binary operators an output can have."""
         return self.max_input_dim + self.binary_ops_offset
 
+    @classmethod
+    def for_expressions(cls, expressions, **settings: Any) -> "GenerateConfig":
+        """Config for pairs of the given expressions (sympy text over x_0..x_15).
+
+        The output dims default to the number of expressions and the input
+        dims to the variables they use; other ``settings`` are fields.
+        """
+        expressions = tuple(str(e) for e in expressions)
+        n = len(expressions)
+        if not n:
+            _fail("expressions", expressions, "give at least one expression")
+        settings.setdefault("min_output_dim", n)
+        settings.setdefault("max_output_dim", n)
+        needed = _expression_inputs(expressions)
+        settings.setdefault("max_input_dim", max(needed, settings.get("min_input_dim", 1)))
+        settings.setdefault("min_input_dim", settings["max_input_dim"])
+        return cls.from_dict({**settings, "expressions": expressions})
+
     def replace(self, **changes: Any) -> "GenerateConfig":
         """A copy with ``changes`` applied (and validated)."""
         return dataclasses.replace(self, **changes)
@@ -185,6 +279,7 @@ class GenerateConfig:
         """JSON-ready dict; ``operator_weights`` becomes a name -> weight mapping."""
         out = dataclasses.asdict(self)
         out["operator_weights"] = dict(self.operator_weights)
+        out["sampler_weights"] = dict(self.sampler_weights)
         return out
 
     @classmethod
@@ -213,6 +308,12 @@ class GenerateConfig:
                 )
             merged = {**DEFAULT_WEIGHTS, **{k: float(v) for k, v in given.items()}}
             data["operator_weights"] = tuple(merged.items())
+        if "sampler_weights" in data:
+            given = data["sampler_weights"]
+            given = given.items() if isinstance(given, dict) else given
+            data["sampler_weights"] = tuple((str(k), float(v)) for k, v in given)
+        if "expressions" in data:
+            data["expressions"] = tuple(str(e) for e in data["expressions"])
         return cls(**data)
 
 

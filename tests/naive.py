@@ -95,3 +95,76 @@ def program_is_well_formed(code, arg, length, n_vars: int) -> bool:
         else:
             need += BY_CODE[c].arity - 1
     return need == 0
+
+
+def gp_bank_kernel(ktype: int, param: float, L: int) -> np.ndarray:
+    """Gram matrix [L, L] of one KernelSynth bank kernel on t = linspace(0, 1, L)."""
+    from s2gen.kernels import kernelsynth as ks
+
+    t = np.linspace(0.0, 1.0, L)
+    d = np.abs(t[:, None] - t[None, :])
+    if ktype == ks.PERIODIC:  # sklearn ExpSineSquared, length scale 1, periodicity param / L
+        return np.exp(-2.0 * np.sin(np.pi * d / (param / L)) ** 2)
+    if ktype == ks.LINEAR:  # DotProduct(sigma_0 = param)
+        return param**2 + np.outer(t, t)
+    if ktype == ks.RBF:
+        return np.exp(-(d**2) / (2.0 * param**2))
+    if ktype == ks.RATIONAL_QUADRATIC:  # length scale 1, alpha = param
+        return (1.0 + d**2 / (2.0 * param)) ** -param
+    if ktype == ks.WHITE:
+        return param * np.eye(L)
+    return np.ones((L, L))
+
+
+def gp_composite_kernel(ids, is_product, L: int) -> np.ndarray:
+    """Gram matrix of bank kernels ids folded left with * (is_product[j]) or +."""
+    from s2gen.kernels import kernelsynth as ks
+
+    gram = gp_bank_kernel(ks.BANK_TYPES[ids[0]], ks.BANK_PARAMS[ids[0]], L)
+    for j in range(1, len(ids)):
+        term = gp_bank_kernel(ks.BANK_TYPES[ids[j]], ks.BANK_PARAMS[ids[j]], L)
+        gram = gram * term if is_product[j] else gram + term
+    return gram
+
+
+def trend_season(t0, step, weights, coef_sin, coef_cos, a_lin, o_lin, a_exp, o_exp, noise, L):
+    """ForecastPFN-like trend x seasonality with every harmonic by np.sin / np.cos."""
+    from s2gen.kernels.seasonal import HARMONICS, PERIOD_DAYS
+
+    t = np.arange(L)
+    tau = (t0 + t) * step
+    u = t / (L - 1)
+    value = (1.0 + a_lin * (u - o_lin)) * np.exp(a_exp * (u - o_exp))
+    for c, w in enumerate(weights):
+        if w == 0.0:
+            continue
+        h = np.arange(1, HARMONICS[c] + 1)[:, None]
+        angle = 2.0 * np.pi * h * tau[None, :] / PERIOD_DAYS[c]
+        season = coef_sin[c, : h.size] @ np.sin(angle) + coef_cos[c, : h.size] @ np.cos(angle)
+        value = value * (1.0 + w * season)
+    return value * noise
+
+
+def tone(L, amplitude, freq, chirp, phase, center, width, inverted):
+    """A sin(2 pi (f u + chirp u^2 / 2) + phase) with an optional Gaussian envelope."""
+    u = np.arange(L) / L
+    value = amplitude * np.sin(2 * np.pi * (freq * u + 0.5 * chirp * u**2) + phase)
+    if width > 0:
+        envelope = np.exp(-0.5 * ((u - center) / width) ** 2)
+        value *= 1 - envelope if inverted else envelope
+    return value
+
+
+def am(L, amplitude, carrier, depth, modulation, phase):
+    u = np.arange(L) / L
+    return (
+        amplitude
+        * (1 + depth * np.cos(2 * np.pi * modulation * u))
+        * np.sin(2 * np.pi * carrier * u + phase)
+    )
+
+
+def sawtooth(L, amplitude, freq, phase):
+    """A (2 frac(f u + phase / 2 pi) - 1), via scipy.signal.sawtooth."""
+    u = np.arange(L) / L
+    return amplitude * signal.sawtooth(2 * np.pi * freq * u + phase)

@@ -110,21 +110,21 @@ def test_interpreter_matches_naive_evaluator_on_random_programs():
     code, arg, plen = _programs(ALL_OPS, 2000, 3, seed=5)
     x = np.random.default_rng(0).standard_normal((3, 64)) * 3
     arithmetic = {oc.VAR, oc.CONST, oc.ADD, oc.SUB, oc.MUL, oc.DIV, oc.POW2, oc.ABS, oc.INV}
-    n_exact = 0
+    n_exact = n_close = 0
     for i in range(len(plen)):
-        got = evaluate_program(code[i], arg[i], x, plen[i])
+        got, trig_argument = evaluate_program(code[i], arg[i], x, plen[i], with_trig_argument=True)
         want = naive_evaluate(code[i], arg[i], plen[i], x)
         np.testing.assert_array_equal(np.isfinite(got), np.isfinite(want))
-        finite = np.isfinite(want)
         if set(code[i, : plen[i]].tolist()) <= arithmetic:
             # IEEE arithmetic in the same order: bit-identical
             np.testing.assert_array_equal(got, want)
             n_exact += 1
-        else:
-            # libm and numpy's SIMD transcendentals differ by a few ULP, which
-            # nested operators amplify
-            np.testing.assert_allclose(got[finite], want[finite], rtol=1e-9, atol=0)
-    assert n_exact > 100
+        elif trig_argument <= 1e4:  # beyond it rounding decides; the generator rejects those
+            # libm and numpy's SIMD transcendentals differ by a few ULP (by CPU),
+            # which nested operators amplify
+            assert scaled_gap(got, want)[0] < 1e-9
+            n_close += 1
+    assert n_exact > 100 and n_close > 1000
 
 
 def scaled_gap(got, want):
@@ -196,12 +196,21 @@ EDGE = np.array(
 )
 
 
+IEEE_EXACT = {oc.INV, oc.SQRT, oc.POW2, oc.ABS} | set(range(oc.FIRST_TEMPORAL, oc.N_CODES))
+
+
 @pytest.mark.parametrize("op", UNARY, ids=lambda op: op.name)
 def test_every_unary_operator_on_edge_values_matches_its_numpy_twin(op):
     program = np.array([op.code, oc.VAR], np.int8), np.array([0, 0], np.int32)
     got = evaluate_program(*program, EDGE[None, :])
     want = op.numpy(EDGE.copy())
-    np.testing.assert_array_equal(got, want)  # NaN equals NaN here
+    if op.code in IEEE_EXACT:
+        np.testing.assert_array_equal(got, want)  # NaN equals NaN here
+    else:  # libm vs numpy's SIMD transcendentals: within 2 ULP, same NaNs and infinities
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        exact = ~np.isfinite(want)
+        np.testing.assert_array_equal(got[exact], want[exact])
+        np.testing.assert_array_max_ulp(got[~exact], want[~exact], maxulp=2)
 
 
 @pytest.mark.parametrize("op", BINARY, ids=lambda op: op.name)

@@ -1,7 +1,7 @@
 """Kernel bodies run as plain Python (NUMBA_DISABLE_JIT=1) give the compiled kernels' bytes.
 
 This keeps every kernel debuggable with a Python debugger: the test computes a
-digest of a small generated batch (every sampler and operator) in this process
+digest of a small generated batch (every sampler family and operator) in this process
 and in a subprocess with the opposite JIT setting, and requires equality. CI
 runs this file once more with NUMBA_DISABLE_JIT=1.
 """
@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 
-from s2gen.config import GenerateConfig
+from s2gen.config import SAMPLER_PRESETS, GenerateConfig
 from s2gen.generators.pairs import generate_batch, token_length
 from s2gen.kernels.seeds import row_seeds
 from s2gen.symbols.operators import OPERATORS
@@ -24,6 +24,7 @@ SMALL = GenerateConfig(
     max_output_dim=2,
     arma_burn_in=16,
     operator_weights=tuple((op.name, 1.0) for op in OPERATORS),
+    sampler_weights=SAMPLER_PRESETS["all"],
 )
 
 

@@ -1,17 +1,19 @@
 """Pairs: acceptance, y = f(stored x), determinism, and config validation."""
 
+import json
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from s2gen.config import GenerateConfig
+from s2gen.config import SAMPLER_PRESETS, GenerateConfig
 from s2gen.generators.expressions import evaluate_program
 from s2gen.generators.pairs import generate_batch, generate_pair, token_length
 from s2gen.kernels.excitation import ARMA, MIXTURE
 from s2gen.kernels.pairs import STAT_NAMES
 from s2gen.kernels.seeds import row_seeds
+from s2gen.symbols.operators import TEMPORAL_WEIGHTS
 from s2gen.symbols.render import lambdify
 from tests.test_expressions import scaled_gap
 
@@ -90,11 +92,12 @@ def test_a_pair_depends_only_on_its_seed():
 
 
 _DIGEST = """
-import hashlib, numpy as np
-from s2gen.config import GenerateConfig
+import hashlib, json, sys, numpy as np
+from s2gen.config import SAMPLER_PRESETS, GenerateConfig
 from s2gen.generators.pairs import generate_batch
 from s2gen.kernels.seeds import row_seeds
-b = generate_batch(GenerateConfig(max_input_dim=2, max_output_dim=2), row_seeds(0, 0, 2000))
+config = GenerateConfig.from_dict(json.loads(sys.argv[1]))
+b = generate_batch(config, row_seeds(0, 0, 2000))
 h = hashlib.sha256()
 tokens = b.tokens(b.token_counts().max())
 for a in (b.x, b.y, b.code, b.arg, b.plen, b.sampler, b.n_in, b.n_out, tokens):
@@ -103,12 +106,32 @@ print(h.hexdigest())
 """
 
 
-def test_same_bytes_with_one_and_two_numba_threads():
+EVERY_FAMILY = {
+    "max_input_dim": 2,
+    "max_output_dim": 2,
+    "sampler_weights": dict(SAMPLER_PRESETS["all"]),
+    "operator_weights": TEMPORAL_WEIGHTS,
+}
+GIVEN = {"expressions": ["sin(x_0) + 0.5*x_1", "tlag(x_1, 4)*x_0"], "max_input_dim": 2,
+         "min_input_dim": 2, "min_output_dim": 2, "max_output_dim": 2,
+         "sampler_weights": dict(SAMPLER_PRESETS["reference"])}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"max_input_dim": 2, "max_output_dim": 2}, EVERY_FAMILY, GIVEN],
+    ids=["paper", "every-family-temporal", "given-expressions"],
+)
+def test_same_bytes_with_one_and_two_numba_threads(settings):
     digests = set()
     for threads in ("1", "2"):
         env = {"NUMBA_NUM_THREADS": threads, "PATH": "/usr/bin:/bin"}
         out = subprocess.run(
-            [sys.executable, "-c", _DIGEST], env=env, capture_output=True, text=True, check=True
+            [sys.executable, "-c", _DIGEST, json.dumps(settings)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         digests.add(out.stdout.strip())
     assert len(digests) == 1

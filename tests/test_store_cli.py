@@ -90,7 +90,9 @@ def test_store_has_the_documented_names_dtypes_shapes_and_attrs(reference):
     assert config.max_input_dim == 2 and config.length == 32
     assert header["vocabulary"][:5] == ["<pad>", "<bos>", "<eos>", "<mask>", "<sep>"]
     assert {op["name"] for op in header["operators"]} >= {"add", "sqrt", "log"}
-    assert header["sampler_codes"] == {"padding": 0, "mixture": 1, "arma": 2}
+    assert header["sampler_codes"] == {
+        "padding": 0, "mixture": 1, "arma": 2, "kernel_synth": 3, "trend_season": 4, "imf": 5
+    }
     assert header["acceptance"]["accepted"] == 300
     assert header["package_version"]
     np.testing.assert_array_equal(group["seed"][:], row_seeds(0, 0, 300))
@@ -172,6 +174,13 @@ def test_a_smaller_n_is_refused(tmp_path):
         (["--n", "10", "--operators", "foo=1"], "unknown operator"),
         (["--n", "10", "--operators", "div"], "NAME=WEIGHT"),
         (["--n", "10", "--shard-rows", "100", "--chunk-rows", "32"], "multiple of chunk_rows"),
+        (["--n", "10", "--samplers", "gp=1"], "unknown sampler"),
+        (["--n", "10", "--samplers", "arma"], "NAME=WEIGHT"),
+        (["--n", "10", "--samplers", "arma=0"], "weight > 0"),
+        (["--n", "10", "--sampler-preset", "fancy"], "fancy"),
+        (["--n", "10", "--expr", "x_0 + 0.1234"], "three significant digits"),
+        (["--n", "10", "--expr", "y + 1"], "unknown symbol"),
+        (["--n", "10", "--expr", "x_1", "--max-input-dim", "1"], "min_input_dim"),
     ],
 )
 def test_bad_input_gets_a_clear_error_naming_the_setting(tmp_path, args, message):

@@ -13,11 +13,13 @@ from s2gen.config import GenerateConfig
 from s2gen.kernels import opcodes as oc
 from s2gen.kernels.excitation import SAMPLER_CODES
 from s2gen.kernels.expression import max_constants, max_program_length
+from s2gen.kernels.kernelsynth import BANK_PARAMS, BANK_TYPES, bank_profiles
 from s2gen.kernels.pairs import FAILED, STAT_NAMES, KernelParams, generate_rows
 from s2gen.kernels.render import TOKENS_PER_CONSTANT, tokens_batch
 from s2gen.kernels.rounding import MODES
 from s2gen.symbols import vocabulary as vocab
 from s2gen.symbols.operators import BY_NAME
+from s2gen.symbols.parse import program_of
 from s2gen.symbols.render import infix_batch, to_infix
 
 
@@ -27,20 +29,44 @@ def _cumulative(names_weights: list[tuple[int, float]]) -> tuple[np.ndarray, np.
     return codes, cum
 
 
+def given_programs(config: GenerateConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Programs of ``config.expressions``: code int8[F, P_max], arg int32[F, P_max], len int16[F].
+
+    F = 0 (and P_max = 1) when the expressions are sampled.
+    """
+    programs = [program_of(text) for text in config.expressions]
+    width = max((c.size for c, _ in programs), default=1)
+    code = np.zeros((len(programs), width), np.int8)
+    arg = np.zeros((len(programs), width), np.int32)
+    for j, (c, a) in enumerate(programs):
+        code[j, : c.size] = c
+        arg[j, : a.size] = a
+    return code, arg, np.array([c.size for c, _ in programs], np.int16)
+
+
 def program_length(config: GenerateConfig) -> int:
     """P: nodes reserved per expression program."""
+    if config.expressions:
+        return given_programs(config)[0].shape[1]
     return max_program_length(config.max_binary_ops, config.max_unary_ops)
 
 
 def token_length(config: GenerateConfig) -> int:
     """T: tokens reserved per expression (the last axis of the store's ``tokens``)."""
+    if config.expressions:
+        code, _, length = given_programs(config)
+        n_const = np.count_nonzero(code == oc.CONST, axis=1)
+        return int((length + (TOKENS_PER_CONSTANT - 1) * n_const).max())
     return vocab.max_tokens(
         program_length(config), max_constants(config.max_binary_ops, config.max_unary_ops)
     )
 
 
 def sampler_weights(config: GenerateConfig) -> dict[str, float]:
-    """Weight of each excitation family."""
+    """Weight of each excitation family: ``config.sampler_weights`` if given,
+    else the paper's mix (mixture with probability ``mixture_prob``, else ARMA)."""
+    if config.sampler_weights:
+        return {name: dict(config.sampler_weights).get(name, 0.0) for name in SAMPLER_CODES}
     return {"mixture": config.mixture_prob, "arma": 1.0 - config.mixture_prob}
 
 
@@ -54,6 +80,7 @@ def kernel_params(config: GenerateConfig) -> KernelParams:
     if un_cum[-1] <= 0:  # max_unary_ops == 0 (checked by the config): never drawn
         un_cum = np.arange(1.0, un_cum.size + 1.0)
     families = [(SAMPLER_CODES[k], w) for k, w in sampler_weights(config).items()]
+    fixed_code, fixed_arg, fixed_len = given_programs(config)
     sampler_codes, sampler_cum = _cumulative(families)
     return KernelParams(
         length=config.length,
@@ -68,6 +95,12 @@ def kernel_params(config: GenerateConfig) -> KernelParams:
         arma_pmax=config.arma_max_p,
         arma_qmax=config.arma_max_q,
         arma_burn=config.arma_burn_in,
+        ks_types=BANK_TYPES,
+        ks_params=BANK_PARAMS,
+        ks_profiles=bank_profiles(config.length),
+        ks_max_kernels=config.kernel_synth_max_kernels,
+        ts_noise_max=float(config.trend_season_noise_max),
+        imf_noise_level=float(config.imf_noise_level),
         scale_max=float(config.input_scale_max),
         binary_offset=config.binary_ops_offset,
         max_unary=config.max_unary_ops,
@@ -83,6 +116,9 @@ def kernel_params(config: GenerateConfig) -> KernelParams:
         max_expr_draws=config.max_expression_draws,
         round_mode=MODES[config.dtype],
         prog_len=program_length(config),
+        fixed_code=fixed_code,
+        fixed_arg=fixed_arg,
+        fixed_len=fixed_len,
     )
 
 
@@ -191,6 +227,14 @@ def generate_batch(config: GenerateConfig, seeds: np.ndarray) -> Batch:
             kernel_params(config), seeds, x, y, n_in, n_out, sampler, code, arg, plen, stats
         )
     failed = int(stats[:, FAILED].sum())
+    if failed and config.expressions:
+        raise RuntimeError(
+            f"{failed} of {n} pairs found no excitation on which the given expressions pass "
+            f"in excitation_retries x max_expression_draws = "
+            f"{config.excitation_retries * config.max_expression_draws} draws; relax "
+            f"max_abs_output (now {config.max_abs_output}) or input_scale_max (now "
+            f"{config.input_scale_max}), or change the expressions"
+        )
     if failed:
         raise RuntimeError(
             f"{failed} of {n} pairs found no accepted expression in "

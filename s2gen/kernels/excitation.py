@@ -11,13 +11,25 @@ import numpy as np
 from numba import njit
 
 from s2gen.kernels.arma import sample_arma
+from s2gen.kernels.imf import sample_imf
+from s2gen.kernels.kernelsynth import sample_kernelsynth
 from s2gen.kernels.mixture import sample_mixture
 from s2gen.kernels.rng import choice, uniform_range
 from s2gen.kernels.rounding import round_value
+from s2gen.kernels.seasonal import sample_trend_season
 
 MIXTURE = 1
 ARMA = 2
-SAMPLER_CODES = {"mixture": MIXTURE, "arma": ARMA}  # 0 marks a padding channel
+KERNEL_SYNTH = 3
+TREND_SEASON = 4
+IMF = 5
+SAMPLER_CODES = {  # 0 marks a padding channel
+    "mixture": MIXTURE,
+    "arma": ARMA,
+    "kernel_synth": KERNEL_SYNTH,
+    "trend_season": TREND_SEASON,
+    "imf": IMF,
+}
 
 _MAX_CHANNEL_DRAWS = 100
 
@@ -30,6 +42,16 @@ def draw_channel(state, family, p, noise, work, out):
         return True
     if family == ARMA:
         return sample_arma(state, p.arma_pmax, p.arma_qmax, p.arma_burn, noise, work, out)
+    if family == KERNEL_SYNTH:
+        return sample_kernelsynth(
+            state, p.ks_types, p.ks_params, p.ks_profiles, p.ks_max_kernels, out
+        )
+    if family == TREND_SEASON:
+        sample_trend_season(state, p.ts_noise_max, out)
+        return True
+    if family == IMF:
+        sample_imf(state, p.imf_noise_level, out)
+        return True
     return False
 
 

@@ -6,7 +6,9 @@ finite, max |y| <= max_abs, std(y) >= min_rel_std * max |y| (not nearly
 constant), all checked on y rounded to the store dtype, and every sin/cos/tan
 argument within max_trig_arg (beyond it the value is rounding noise). A failing pair draws a
 new excitation up to ``exc_retries`` times, then redraws the failing expression,
-up to ``max_expr_draws`` expression draws in all. Time steps are never dropped
+up to ``max_expr_draws`` expression draws in all. Given expressions
+(``fixed_len.size > 0``) are never redrawn: only excitations, up to
+``exc_retries * max_expr_draws``. Time steps are never dropped
 or stitched: every stored series is one contiguous evaluation.
 """
 
@@ -59,6 +61,12 @@ class KernelParams(NamedTuple):
     arma_pmax: int
     arma_qmax: int
     arma_burn: int
+    ks_types: np.ndarray
+    ks_params: np.ndarray
+    ks_profiles: np.ndarray
+    ks_max_kernels: int
+    ts_noise_max: float
+    imf_noise_level: float
     scale_max: float
     binary_offset: int
     max_unary: int
@@ -74,6 +82,9 @@ class KernelParams(NamedTuple):
     max_expr_draws: int
     round_mode: int
     prog_len: int
+    fixed_code: np.ndarray
+    fixed_arg: np.ndarray
+    fixed_len: np.ndarray
 
 
 @njit(cache=True)
@@ -143,9 +154,17 @@ def generate_row(
     xbuf, ybuf, stack, scalar, is_scalar, noise, work = scratch
     state = new_state(seed)
     n_in = randint(state, p.min_in, p.max_in)
-    n_out = randint(state, p.min_out, p.max_out)
-    for j in range(n_out):
-        plen[j] = _draw_program(state, p, n_in, code[j], arg[j])
+    fixed = p.fixed_len.size > 0  # given expressions: only the excitation is drawn
+    if fixed:
+        n_out = p.fixed_len.size
+        for j in range(n_out):
+            plen[j] = p.fixed_len[j]
+            code[j, : plen[j]] = p.fixed_code[j, : plen[j]]
+            arg[j, : plen[j]] = p.fixed_arg[j, : plen[j]]
+    else:
+        n_out = randint(state, p.min_out, p.max_out)
+        for j in range(n_out):
+            plen[j] = _draw_program(state, p, n_in, code[j], arg[j])
     stats[EXPRESSION_DRAWS] = n_out
     while True:
         failing = -1
@@ -168,6 +187,11 @@ def generate_row(
                 break
         if failing < 0:
             break
+        if fixed:
+            if stats[EXCITATION_DRAWS] >= p.exc_retries * p.max_expr_draws:
+                stats[FAILED] = 1
+                return False
+            continue
         if stats[EXPRESSION_DRAWS] >= p.max_expr_draws:
             stats[FAILED] = 1
             return False
