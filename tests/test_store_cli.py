@@ -134,6 +134,15 @@ def test_store_is_identical_for_any_worker_count_and_shard_size(reference, tmp_p
     assert_same_store(reference, other, same_layout=False)
 
 
+def test_every_sampler_family_gives_the_same_store_for_one_and_two_workers(tmp_path):
+    families = ("--sampler-preset", "all", "--temporal-ops", *MULTI)
+    generate(tmp_path / "one.zarr", 200, *families, workers=1)
+    generate(tmp_path / "two.zarr", 200, *families, workers=2)
+    assert_same_store(tmp_path / "one.zarr", tmp_path / "two.zarr")
+    codes = np.unique(read_all(tmp_path / "one.zarr")["sampler"])
+    assert set(codes) == {0, 1, 2, 3, 4, 5}
+
+
 def test_a_larger_n_extends_a_finished_store(reference, tmp_path):
     path = tmp_path / "grow.zarr"
     generate(path, 100, *MULTI)  # last shard is partial (100 = 64 + 36)
