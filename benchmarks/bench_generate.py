@@ -196,7 +196,7 @@ def main() -> None:
     parser.add_argument("--out", default=None)
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the e2e store")
-    parser.add_argument("--log", default="benchmarks/results.jsonl")
+    parser.add_argument("--log", default="benchmarks/logs/generate.jsonl")
     args = parser.parse_args()
     result = core(args) if args.mode == "core" else e2e(args)
     result["when"] = time.strftime("%Y-%m-%d %H:%M")

@@ -12,6 +12,9 @@ import click
 from click.core import ParameterSource
 
 from s2gen.config import SAMPLER_PRESETS, SAMPLERS, GenerateConfig, StoreConfig
+from s2gen.evaluate.cli import evaluate, finetune
+from s2gen.oats.cli import oats
+from s2gen.pretrain.cli import embed, pretrain
 from s2gen.symbols.operators import TEMPORAL_WEIGHTS
 
 
@@ -369,3 +372,7 @@ def validate(path: str, sample: int, seed: int) -> None:
     )
     if not report.ok:
         sys.exit(1)
+
+
+for command in (pretrain, embed, oats, evaluate, finetune):  # torch loads when one runs
+    main.add_command(command)

@@ -388,3 +388,71 @@ def open(path: str, allow_incomplete: bool = False) -> S2Store:  # noqa: A001
             "the same `s2gen generate` command, or open it with allow_incomplete=True"
         )
     return view
+
+
+# --- Series-only stores (OATS diffusion samples) -------------------------------------------
+
+DIFFUSION_SAMPLER = 255  # sampler code of a channel drawn by the OATS diffusion generator
+
+
+def write_series(
+    path: str,
+    series: np.ndarray,
+    seeds: np.ndarray,
+    source: dict[str, Any],
+    config: GenerateConfig | None = None,
+    store_config: StoreConfig | None = None,
+) -> None:
+    """Write a format-1 store holding only input series (no expressions).
+
+    Every row has ``n_in = C`` input channels filled from ``series``, ``n_out = 0``
+    (``y``, ``expr``, ``tokens`` are left at their fill values 0 / "" / 0 and their
+    all-fill shard objects are not written), ``sampler = DIFFUSION_SAMPLER`` on
+    its channels, and the given per-row seeds. The attributes gain ``source``
+    (what made the series) and the sampler code ``"diffusion"``; every shard is
+    committed with zero acceptance counters.
+
+    Parameters
+    ----------
+    path : the new store (must be empty or absent).
+    series : (n, C, L) float32, finite.
+    seeds : (n,) uint64 row seeds (e.g. the sampling seeds of each row).
+    source : JSON-ready description (generator path, guides, sampling settings).
+    config : a generation config to record (e.g. the guides' store); its
+        ``length`` and input dims are set to L and C. Default: GenerateConfig().
+    store_config : layout; default StoreConfig().
+    """
+    x = np.asarray(series)
+    if x.ndim != 3 or x.dtype != np.float32:
+        raise ValueError(f"series has shape {x.shape} and dtype {x.dtype}; give (n, C, L) float32")
+    n, c, length = x.shape
+    if n == 0 or not np.isfinite(x).all():
+        raise ValueError("series must hold at least one row and only finite values")
+    if np.shape(seeds) != (n,):
+        raise ValueError(f"seeds has shape {np.shape(seeds)}; give one seed per row, ({n},)")
+    if read_header(path) is not None:
+        raise StoreError(f"{path} already holds a store; choose a new path")
+    check_output_path(path)
+    base = config or GenerateConfig()
+    config = base.replace(
+        length=length,
+        min_input_dim=c,
+        max_input_dim=c,
+        min_output_dim=1,
+        max_output_dim=1,
+    )
+    layout = store_config or StoreConfig()
+    create(path, config, layout, n)
+    group = zarr.open_group(path, mode="r+")
+    group["x"][:] = x.astype(config.dtype)
+    group["n_in"][:] = np.full(n, c, np.uint8)
+    group["n_out"][:] = np.zeros(n, np.uint8)
+    group["sampler"][:] = np.full((n, c), DIFFUSION_SAMPLER, np.uint8)
+    group["seed"][:] = np.asarray(seeds, np.uint64)
+    for k in range(shard_count(n, layout.shard_rows)):
+        group[COMMITS][k] = np.zeros(len(STAT_NAMES), np.int64)
+    header = dict(group.attrs[ATTRS_KEY])
+    header["sampler_codes"] = {**header["sampler_codes"], "diffusion": DIFFUSION_SAMPLER}
+    header["source"] = dict(source)
+    header["rows_written"] = n
+    group.attrs[ATTRS_KEY] = header

@@ -91,7 +91,12 @@ def test_store_has_the_documented_names_dtypes_shapes_and_attrs(reference):
     assert header["vocabulary"][:5] == ["<pad>", "<bos>", "<eos>", "<mask>", "<sep>"]
     assert {op["name"] for op in header["operators"]} >= {"add", "sqrt", "log"}
     assert header["sampler_codes"] == {
-        "padding": 0, "mixture": 1, "arma": 2, "kernel_synth": 3, "trend_season": 4, "imf": 5
+        "padding": 0,
+        "mixture": 1,
+        "arma": 2,
+        "kernel_synth": 3,
+        "trend_season": 4,
+        "imf": 5,
     }
     assert header["acceptance"]["accepted"] == 300
     assert header["package_version"]

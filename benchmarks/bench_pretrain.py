@@ -1,0 +1,180 @@
+"""Pretraining throughput and a recorded `small` run (figures go to BENCHMARKS.md).
+
+Rates (default):
+    python benchmarks/bench_pretrain.py --store /tmp/s2_20k [--make-store 20000]
+measures, on CPU, training samples/s of the `ci` and `small` presets (real
+batches, forward + backward + optimiser step, batches prefetched so the
+loader is not timed) and data-loader samples/s alone (the `small` batch,
+0 and 1 workers), and prints a JSON line per figure.
+
+Recorded run (long; with --record):
+    python benchmarks/bench_pretrain.py --store /tmp/s2_100k --make-store 100000 \
+        --record RUN_DIR [--steps N]
+trains the `small` preset on the store, then writes RUN_DIR/curves.png (loss
+parts and validation retrieval against steps) and RUN_DIR/summary.json
+(final metrics, wall time, samples/s).
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from s2gen.pretrain import PretrainConfig
+from s2gen.pretrain.data import make_loader
+from s2gen.pretrain.model import S2Pretrainer
+from s2gen.pretrain.train import Objective, param_groups
+from s2gen.store import open as open_store
+
+
+def make_store(path: str, n: int) -> None:
+    if Path(path, "zarr.json").exists():
+        return
+    cmd = [sys.executable, "-m", "s2gen", "generate", "--n", str(n), "--out", path, "--quiet"]
+    subprocess.run(cmd, check=True)
+
+
+def preset_for(store_path: str, name: str, **overrides) -> PretrainConfig:
+    length = open_store(store_path).config.length
+    window = min(PretrainConfig.preset(name).window, length // 16 * 16)
+    return PretrainConfig.preset(name, window=window, **overrides)
+
+
+def training_rate(store_path: str, name: str, steps: int) -> dict:
+    """Samples/s of full training steps of a preset (loader excluded)."""
+    cfg = preset_for(store_path, name, num_workers=0)
+    store = open_store(store_path)
+    torch.manual_seed(0)
+    model = S2Pretrainer(cfg, store.vocabulary)
+    objective = Objective(model)
+    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
+    generator = torch.Generator().manual_seed(0)
+    batches = iter(make_loader(store_path, cfg))
+    warm = 3
+    data = [next(batches) for _ in range(steps + warm)]
+    for i, batch in enumerate(data):
+        if i == warm:
+            start = time.perf_counter()
+        losses = objective(batch, cfg.alpha, generator)
+        optimizer.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        model.clamp_temp()
+    seconds = time.perf_counter() - start
+    return {
+        "figure": "train_samples_per_s",
+        "preset": name,
+        "window": cfg.window,
+        "batch_size": cfg.batch_size,
+        "steps": steps,
+        "threads": torch.get_num_threads(),
+        "params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "s_per_step": seconds / steps,
+        "samples_per_s": steps * cfg.batch_size / seconds,
+    }
+
+
+def loader_rate(store_path: str, workers: int, batches: int) -> dict:
+    """Samples/s the data loader alone delivers (the `small` batch and window)."""
+    cfg = preset_for(store_path, "small", num_workers=workers)
+    it = iter(make_loader(store_path, cfg))
+    next(it)  # start-up (worker processes, first reads) is not timed
+    start = time.perf_counter()
+    n = sum(len(next(it)["row"]) for _ in range(batches))
+    seconds = time.perf_counter() - start
+    return {
+        "figure": "loader_samples_per_s",
+        "workers": workers,
+        "batch_size": cfg.batch_size,
+        "window": cfg.window,
+        "samples_per_s": n / seconds,
+    }
+
+
+def record(store_path: str, out_dir: str, steps: int | None) -> dict:
+    """Train `small` on the store; write curves.png and summary.json into out_dir."""
+    from s2gen.pretrain import run
+
+    overrides = {"steps": steps} if steps else {}
+    cfg = preset_for(store_path, "small", **overrides)
+    start = time.perf_counter()
+    final = run(cfg, store_path, out_dir, resume=True, device="auto")
+    wall = time.perf_counter() - start
+    lines = [json.loads(ln) for ln in Path(out_dir, "metrics.jsonl").read_text().splitlines()]
+    plot(lines, Path(out_dir, "curves.png"))
+    train = [m for m in lines if "loss" in m]
+    summary = {
+        "store": store_path,
+        "rows": len(open_store(store_path)),
+        "config": cfg.to_dict(),
+        "wall_s_this_call": wall,
+        "mean_samples_per_s": sum(m["samples_per_s"] for m in train) / max(len(train), 1),
+        "final": final,
+    }
+    Path(out_dir, "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def plot(lines: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    train = [m for m in lines if "loss" in m]
+    val = [m for m in lines if "val_loss" in m]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    steps = [m["step"] for m in train]
+    for key in ("loss", "mts", "mlm", "t2s", "s2t"):
+        axes[0].plot(steps, [m[key] for m in train], label=key, lw=0.8)
+    axes[0].set(title="training losses", xlabel="step", yscale="log")
+    vsteps = [m["step"] for m in val]
+    for key in ("val_loss", "val_mts", "val_mlm", "val_itc"):
+        axes[1].plot(vsteps, [m[key] for m in val], marker="o", label=key)
+    axes[1].set(title="validation losses (held-out rows)", xlabel="step")
+    for key in ("val_t2s_top1", "val_t2s_top10", "val_s2t_top1", "val_s2t_top10", "val_mlm_acc"):
+        axes[2].plot(vsteps, [m[key] for m in val], marker="o", label=key)
+    axes[2].axhline(1 / 256, color="grey", ls=":", label="top-1 chance")
+    axes[2].axhline(10 / 256, color="grey", ls="--", label="top-10 chance")
+    axes[2].set(title="retrieval among 256 held-out pairs", xlabel="step")
+    for ax in axes:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--store", required=True)
+    parser.add_argument("--make-store", type=int, help="Generate the store first (pairs).")
+    parser.add_argument("--threads", type=int, help="torch threads [torch default]")
+    parser.add_argument("--steps", type=int, help="Timed steps (rates) or run steps (--record).")
+    parser.add_argument("--record", metavar="RUN_DIR", help="Do the recorded `small` run.")
+    args = parser.parse_args()
+    if args.make_store:
+        make_store(args.store, args.make_store)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.record:
+        print(json.dumps(record(args.store, args.record, args.steps)["final"]))
+        return
+    figures = [
+        training_rate(args.store, "ci", args.steps or 20),
+        training_rate(args.store, "small", args.steps or 8),
+        loader_rate(args.store, 0, 100),
+        loader_rate(args.store, 1, 100),
+    ]
+    for figure in figures:
+        print(json.dumps(figure))
+    small = figures[1]["samples_per_s"]
+    best_loader = max(f["samples_per_s"] for f in figures[2:])
+    print(json.dumps({"figure": "loader_over_small_training", "ratio": best_loader / small}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,407 @@
+"""``s2gen evaluate`` and ``s2gen finetune``: thin click commands.
+
+Torch, scikit-learn and ``s2gen.pretrain`` are imported inside the commands,
+so importing this module (as ``s2gen.cli`` does) stays light.
+"""
+
+import logging
+from pathlib import Path
+
+import click
+
+DATASET_HELP = "dataset name (shipped in an installed package) or path; repeatable"
+
+
+def _embed_fn(encoder, batch_size: int):
+    """A frozen ``embed`` callable over ``encoder`` in eval mode, without autograd."""
+    import torch
+
+    encoder.eval()
+
+    def embed(series):
+        with torch.no_grad():
+            return encoder.embed(series, batch_size=batch_size)
+
+    return embed
+
+
+def _checkpoint_names(checkpoints: tuple[str, ...]) -> list[str]:
+    """Table column names: the file stem, made unique with its position when needed."""
+    stems = [Path(c).stem for c in checkpoints]
+    return [s if stems.count(s) == 1 else f"{s}#{k + 1}" for k, s in enumerate(stems)]
+
+
+ARCHITECTURE = ("window", "patch", "d_model", "n_heads", "d_ff", "n_layers")
+
+
+def _architecture(checkpoint_path: str) -> dict:
+    """The series-encoder settings saved in a pretraining checkpoint."""
+    from s2gen.pretrain import checkpoint
+
+    saved = checkpoint.config_of(checkpoint.load(checkpoint_path)).to_dict()
+    return {name: saved[name] for name in ARCHITECTURE}
+
+
+def _model_specs(checkpoints, random_init, preset, device, batch_size):
+    """ModelSpecs of the checkpoints and of the random initialisation.
+
+    The random encoder has ``preset``'s architecture, or, when ``preset`` is
+    None, that of the first checkpoint (the "small" preset without one).
+    """
+    from s2gen.evaluate.suite import ModelSpec
+    from s2gen.pretrain import load_encoder, random_encoder
+
+    def from_checkpoint(path):
+        cache = {}
+
+        def make(seed):
+            if "embed" not in cache:
+                cache["embed"] = _embed_fn(load_encoder(path, device=device), batch_size)
+            return cache["embed"]
+
+        return make
+
+    overrides = {}
+    if preset is None:
+        preset = "small"
+        overrides = _architecture(checkpoints[0]) if checkpoints else {}
+
+    def from_random(seed):
+        encoder = random_encoder(preset=preset, seed=seed, **overrides)
+        return _embed_fn(encoder.to(device), batch_size)
+
+    specs = [
+        ModelSpec(name, from_checkpoint(path), seeded=False)
+        for name, path in zip(_checkpoint_names(checkpoints), checkpoints, strict=True)
+    ]
+    if random_init:
+        specs.append(ModelSpec("random-init", from_random, seeded=True))
+    return specs
+
+
+def _list_datasets(ctx, param, value):
+    """Eager ``--list-datasets``: print the known names and exit."""
+    if not value or ctx.resilient_parsing:
+        return
+    from s2gen.evaluate.datasets import INSTALL_HINT, known_names
+
+    for task, names in known_names().items():
+        click.echo(f"{task}: {', '.join(names)}")
+    click.echo(f"(names marked 'not installed' need: {INSTALL_HINT})")
+    ctx.exit()
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s"
+    )
+
+
+@click.command()
+@click.option(
+    "--list-datasets",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_list_datasets,
+    help="list the dataset names known here and exit",
+)
+@click.option(
+    "--checkpoint",
+    "checkpoints",
+    multiple=True,
+    type=click.Path(exists=True),
+    help="pretrained encoder checkpoint; repeatable",
+)
+@click.option(
+    "--random-init",
+    is_flag=True,
+    help="also evaluate the same architecture without pretraining (one per seed)",
+)
+@click.option(
+    "--preset",
+    default=None,
+    help="architecture preset of --random-init (default: the first checkpoint's "
+    "architecture; 'small' without a checkpoint)",
+)
+@click.option("--task", type=click.Choice(["classification", "forecasting"]), required=True)
+@click.option("--dataset", "datasets", multiple=True, required=True, help=DATASET_HELP)
+@click.option("--horizon", type=click.IntRange(min=1), help="forecast horizon H (forecasting)")
+@click.option(
+    "--column", default=None, help="column of a .csv/.npy series given by path (default: the last)"
+)
+@click.option(
+    "--period",
+    type=click.IntRange(min=2),
+    default=None,
+    help="seasonal period for seasonal naive (default: known for named series)",
+)
+@click.option(
+    "--context",
+    type=click.IntRange(min=2),
+    default=48,
+    show_default=True,
+    help="context window length (forecasting)",
+)
+@click.option(
+    "--test-fraction",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.2,
+    show_default=True,
+    help="tail share of the series tested (forecasting)",
+)
+@click.option(
+    "--classifier",
+    type=click.Choice(["logreg", "svm"]),
+    default="logreg",
+    show_default=True,
+    help="probe on frozen embeddings (classification)",
+)
+@click.option(
+    "--seeds",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="seeds 0..N-1 for everything random (random init)",
+)
+@click.option(
+    "--baselines/--no-baselines",
+    default=True,
+    show_default=True,
+    help="add 1-NN / logistic regression (classification) or naive, seasonal "
+    "naive and ridge on raw windows (forecasting)",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    required=True,
+    help="directory for results.json, results.md, results.png",
+)
+@click.option("--device", default="cpu", show_default=True)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=256,
+    show_default=True,
+    help="series per embedding batch",
+)
+@click.option("--verbose", "-v", is_flag=True, help="log progress")
+def evaluate(
+    checkpoints,
+    random_init,
+    preset,
+    task,
+    datasets,
+    horizon,
+    column,
+    period,
+    context,
+    test_fraction,
+    classifier,
+    seeds,
+    baselines,
+    out,
+    device,
+    batch_size,
+    verbose,
+):
+    """Compare pretrained and random-init encoders and classical baselines on real data.
+
+    Classification: frozen per-channel [CLS] embeddings (concatenated for
+    multivariate data) -> logistic regression or SVM with C cross-validated
+    on the train split -> accuracy on the test split. Forecasting: ridge from
+    the embedding of the context window to the next H values -> MSE and MAE
+    on the test tail of the z-normalised series.
+    """
+    _setup_logging(verbose)
+    if not checkpoints and not random_init:
+        raise click.BadParameter(
+            "give at least one --checkpoint or --random-init", param_hint="--checkpoint"
+        )
+    if task == "forecasting" and horizon is None:
+        raise click.BadParameter("--task forecasting needs --horizon H", param_hint="--horizon")
+    for name, value in (("--horizon", horizon), ("--column", column), ("--period", period)):
+        if task == "classification" and value is not None:
+            raise click.BadParameter(f"{name} applies to --task forecasting only", param_hint=name)
+    from s2gen.evaluate.protocols import ClassificationConfig, ForecastConfig
+    from s2gen.evaluate.report import write_results
+    from s2gen.evaluate.suite import SuiteConfig, run_suite
+
+    try:
+        cfg = SuiteConfig(
+            task=task,
+            datasets=tuple(datasets),
+            seeds=tuple(range(seeds)),
+            classification=ClassificationConfig(classifier=classifier),
+            forecast=ForecastConfig(horizon, context, test_fraction) if horizon else None,
+            baselines=baselines,
+            column=column,
+            period=period,
+        )
+        models = _model_specs(checkpoints, random_init, preset, device, batch_size)
+        records = run_suite(models, cfg)
+    except (ValueError, ImportError) as error:
+        raise click.ClickException(str(error)) from None
+    config = {
+        "task": task,
+        "datasets": list(datasets),
+        "checkpoints": [str(Path(c).resolve()) for c in checkpoints],
+        "random_init": random_init,
+        "preset": preset,
+        "seeds": list(cfg.seeds),
+        "classifier": classifier,
+        "horizon": horizon,
+        "column": column,
+        "period": period,
+        "context": context,
+        "test_fraction": test_fraction,
+    }
+    table = write_results(records, out, config)
+    click.echo(table)
+    click.echo(
+        f"wrote {len(records)} records to {Path(out) / 'results.json'}, results.md, results.png"
+    )
+
+
+@click.command()
+@click.option(
+    "--checkpoint", type=click.Path(exists=True), help="pretrained encoder checkpoint to fine-tune"
+)
+@click.option("--random-init", is_flag=True, help="fine-tune a randomly initialised encoder")
+@click.option(
+    "--preset", default="small", show_default=True, help="architecture preset of --random-init"
+)
+@click.option("--dataset", "datasets", multiple=True, required=True, help=DATASET_HELP)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    required=True,
+    help="directory for the checkpoints and results.json/.md/.png",
+)
+@click.option("--epochs", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--lr", type=float, default=1e-4, show_default=True, help="encoder learning rate")
+@click.option("--head-lr", type=float, default=1e-3, show_default=True)
+@click.option("--weight-decay", type=float, default=0.01, show_default=True)
+@click.option(
+    "--val-fraction",
+    type=float,
+    default=0.2,
+    show_default=True,
+    help="share of each class of the train split held out for validation",
+)
+@click.option(
+    "--patience",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="epochs without a better validation accuracy before stopping",
+)
+@click.option(
+    "--seeds",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="fine-tune with seeds 0..N-1",
+)
+@click.option(
+    "--mlflow",
+    "mlflow_uri",
+    default=None,
+    help="MLflow tracking URI: log parameters, metrics and the checkpoint",
+)
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--verbose", "-v", is_flag=True, help="log every epoch")
+def finetune(
+    checkpoint,
+    random_init,
+    preset,
+    datasets,
+    out,
+    epochs,
+    batch_size,
+    lr,
+    head_lr,
+    weight_decay,
+    val_fraction,
+    patience,
+    seeds,
+    mlflow_uri,
+    device,
+    verbose,
+):
+    """Fine-tune an encoder with a linear head per dataset; report test accuracy.
+
+    The validation split is carved from the train split (stratified); early
+    stopping on validation accuracy; the best weights are saved as
+    OUT/DATASET/seedS/finetuned.pt and scored once on the test split.
+    """
+    _setup_logging(verbose)
+    if bool(checkpoint) == bool(random_init):
+        raise click.BadParameter(
+            "give exactly one of --checkpoint or --random-init", param_hint="--checkpoint"
+        )
+    from s2gen.evaluate.datasets import load_classification
+    from s2gen.evaluate.finetune import FinetuneConfig
+    from s2gen.evaluate.finetune import finetune as run_finetune
+    from s2gen.evaluate.report import write_results
+    from s2gen.pretrain import load_encoder, random_encoder
+
+    model = Path(checkpoint).stem if checkpoint else f"random-init ({preset})"
+    records = []
+    try:
+        for name in datasets:
+            data = load_classification(name)
+            for seed in range(seeds):
+                cfg = FinetuneConfig(
+                    epochs, batch_size, lr, head_lr, weight_decay, val_fraction, patience, seed
+                )
+                if checkpoint:
+                    encoder = load_encoder(checkpoint, device=device)
+                else:
+                    encoder = random_encoder(preset=preset, seed=seed)
+                result = run_finetune(
+                    encoder,
+                    data,
+                    cfg,
+                    Path(out) / data.name / f"seed{seed}",
+                    mlflow_uri=mlflow_uri,
+                    device=device,
+                )
+                records.append(
+                    {
+                        "task": "finetune",
+                        "dataset": data.name,
+                        "model": f"finetune: {model}",
+                        "seed": seed,
+                        "metrics": {"accuracy": result.test_accuracy},
+                        "info": {
+                            "val_accuracy": result.val_accuracy,
+                            "best_epoch": result.best_epoch,
+                            "epochs_run": result.epochs_run,
+                            "checkpoint": str(result.checkpoint),
+                        },
+                    }
+                )
+                click.echo(
+                    f"{data.name} seed {seed}: test accuracy {result.test_accuracy:.4f} "
+                    f"(best epoch {result.best_epoch}, val {result.val_accuracy:.4f})"
+                )
+    except (ValueError, ImportError) as error:
+        raise click.ClickException(str(error)) from None
+    config = {
+        "checkpoint": checkpoint,
+        "random_init": random_init,
+        "preset": preset,
+        "datasets": list(datasets),
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "head_lr": head_lr,
+        "weight_decay": weight_decay,
+        "val_fraction": val_fraction,
+        "patience": patience,
+        "seeds": seeds,
+        "mlflow": mlflow_uri,
+    }
+    click.echo(write_results(records, out, config))

@@ -1,0 +1,123 @@
+"""Reader for forecasting series stored as ``.csv`` or ``.npy``.
+
+CSV: an optional header row (detected when a field of the first row is not a
+number, or stated by ``header_row``), then one row per time step. The series
+is one column, chosen by header name or 0-based index; by default the last
+column (``Date,Passengers`` gives ``Passengers``). Empty fields, ``NA``,
+``NaN`` and ``?`` are missing values, filled by linear interpolation in time.
+
+NPY: a 1-D array, or a 2-D array (T, k) from which one column is taken (the
+last by default, as the ``OT`` target column of the ETT files).
+"""
+
+import csv
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from s2gen.evaluate.preprocess import fill_gaps
+
+log = logging.getLogger(__name__)
+
+MISSING_TOKENS = ("", "na", "nan", "?", "null", "none")
+SUFFIXES = (".csv", ".npy")
+
+
+def _to_float(token: str) -> float | None:
+    """A number, NaN for a missing token, None when the token is not a number."""
+    token = token.strip()
+    if token.lower() in MISSING_TOKENS:
+        return np.nan
+    try:
+        return float(token)
+    except ValueError:
+        return None
+
+
+def _pick_column(header: list[str] | None, width: int, column: str | int | None, name: str) -> int:
+    if column is None:
+        return width - 1
+    if header is not None and isinstance(column, str) and column in header:
+        return header.index(column)
+    if isinstance(column, int) or (isinstance(column, str) and column.lstrip("-").isdigit()):
+        index = int(column)
+        if not -width <= index < width:
+            raise ValueError(f"column={column!r} is out of range: {name} has {width} columns")
+        return index % width
+    known = ", ".join(header) if header else f"indices 0..{width - 1} (no header)"
+    raise ValueError(f"column={column!r} is not in {name}; choose one of: {known}")
+
+
+def _read_csv(path: Path, column: str | int | None, header_row: bool | None) -> np.ndarray:
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = [(number, row) for number, row in enumerate(csv.reader(handle), start=1) if row]
+    if not rows:
+        raise ValueError(f"{path.name} is empty")
+    header = None
+    first = rows[0][1]
+    if header_row is None:
+        header_row = any(_to_float(field) is None for field in first)
+    if header_row:
+        header = [field.strip() for field in first]
+        rows = rows[1:]
+    if not rows:
+        raise ValueError(f"{path.name} has a header but no data rows")
+    width = len(header) if header is not None else len(rows[0][1])
+    index = _pick_column(header, width, column, path.name)
+    values = np.empty(len(rows))
+    for i, (number, row) in enumerate(rows):
+        if len(row) != width:
+            raise ValueError(f"{path.name} line {number}: {len(row)} fields, expected {width}")
+        value = _to_float(row[index])
+        if value is None:
+            raise ValueError(
+                f"{path.name} line {number}: {row[index]!r} in column {index} is not a number"
+            )
+        values[i] = value
+    return values
+
+
+def _read_npy(path: Path, column: str | int | None) -> np.ndarray:
+    array = np.load(path, allow_pickle=False)
+    if array.ndim == 1:
+        if column not in (None, 0, "0"):
+            raise ValueError(f"column={column!r}: {path.name} is 1-D, leave column unset")
+        return array.astype(np.float64)
+    if array.ndim != 2:
+        raise ValueError(f"{path.name} has shape {array.shape}; expected (T,) or (T, k)")
+    index = _pick_column(None, array.shape[1], column, path.name)
+    return array[:, index].astype(np.float64)
+
+
+def read_series(
+    path: str | Path, column: str | int | None = None, header_row: bool | None = None
+) -> np.ndarray:
+    """Read one forecasting series.
+
+    Parameters
+    ----------
+    path : a ``.csv`` or ``.npy`` file.
+    column : header name or 0-based index of the series' column; the last
+        column when None.
+    header_row : whether a CSV's first row is a header; detected when None
+        (a header has a field that is not a number).
+
+    Returns
+    -------
+    (T,) float64 series, missing values filled by linear interpolation.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in SUFFIXES:
+        raise ValueError(f"{path.name}: forecasting series must be one of {', '.join(SUFFIXES)}")
+    values = (
+        _read_csv(path, column, header_row)
+        if path.suffix.lower() == ".csv"
+        else _read_npy(path, column)
+    )
+    if np.isinf(values).any():
+        raise ValueError(f"{path.name} holds infinite values")
+    missing = int(np.isnan(values).sum())
+    if missing:
+        log.info("%s: filled %d missing values by linear interpolation", path.name, missing)
+    return fill_gaps(values)

@@ -1,0 +1,212 @@
+"""Frozen configurations of the OATS stage: the generator and the augmentation.
+
+Both round-trip through JSON (``from_dict(to_dict())``) so that they can be
+saved in checkpoints; ``__post_init__`` names the bad field and the fix.
+"""
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+LOSSES = ("mse", "l1")
+SIMILARITIES = ("dot", "cosine")
+SELECTIONS = ("tsis", "random")
+
+
+def _fail(name: str, value: Any, fix: str) -> None:
+    raise ValueError(f"{name}={value!r} is invalid: {fix}")
+
+
+def _check_int(name: str, value: Any, low: int, high: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        _fail(name, value, "it must be an integer")
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        _fail(name, value, f"it must be {bound}")
+
+
+def _check_float(name: str, value: Any, low: float, high: float, open_low: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        _fail(name, value, "it must be a number")
+    ok = (value > low if open_low else value >= low) and value <= high
+    if not ok:
+        _fail(name, value, f"it must be in {'(' if open_low else '['}{low}, {high}]")
+
+
+class _Dict:
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (tuples become lists)."""
+        return {
+            k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        """Inverse of ``to_dict``; unknown keys are an error naming them."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown {cls.__name__} setting(s) {unknown}; known are {sorted(known)}"
+            )
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**values)
+
+    def replace(self, **changes: Any):
+        """A copy with ``changes`` applied (and validated)."""
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class GeneratorConfig(_Dict):
+    """The guided diffusion generator: architecture, noise schedule and training.
+
+    Attributes
+    ----------
+    channels : U-Net widths at lengths L, L/2, L/4 (three entries, each a
+        multiple of 8 for GroupNorm(8)).
+    embed_dim : width of the time + condition embedding fed to every ResBlock.
+    attention_heads : heads of the self-attention at L/4 (divides channels[2]).
+    prototypes : K, the number of learned prototypes of the prompt conditioner.
+    prototype_dim : width of a prototype (the condition vector).
+    prompt_channels : width of the conditioner's two strided convolutions.
+    timesteps : T, diffusion steps of training.
+    beta_start, beta_end : the schedule, beta_t = linspace(sqrt(start), sqrt(end), T)^2.
+    loss : "mse" or "l1" on the predicted noise (epsilon parameterisation).
+    cond_drop : probability that a training sample's condition is replaced by
+        the learned null condition (enables classifier-free guidance).
+    steps : optimiser steps; batch_size : windows per step.
+    lr : AdamW learning rate (linear warm-up over ``warmup`` steps);
+        weight_decay : AdamW weight decay.
+    ema_decay : decay of the EMA weights used for sampling.
+    subset : fraction of a store's rows read to train the generator.
+    ddim_steps : default DDIM steps of sampling; guidance_scale : default CFG
+        scale w (1 = plain conditional prediction, as OATS samples).
+    seed : seed of initialisation, batches, noise and condition dropout.
+    """
+
+    channels: tuple[int, ...] = (32, 64, 64)
+    embed_dim: int = 128
+    attention_heads: int = 4
+    prototypes: int = 16
+    prototype_dim: int = 64
+    prompt_channels: int = 32
+    timesteps: int = 200
+    beta_start: float = 1e-4
+    beta_end: float = 0.05
+    loss: str = "mse"
+    cond_drop: float = 0.2
+    steps: int = 2000
+    batch_size: int = 64
+    lr: float = 2e-3
+    warmup: int = 100
+    weight_decay: float = 0.0
+    ema_decay: float = 0.999
+    subset: float = 0.05
+    ddim_steps: int = 20
+    guidance_scale: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if len(self.channels) != 3:
+            _fail("channels", self.channels, "give three widths, e.g. (32, 64, 64)")
+        for c in self.channels:
+            _check_int("channels[]", c, 8, 4096)
+            if c % 8:
+                _fail("channels", self.channels, "every width must be a multiple of 8")
+        _check_int("embed_dim", self.embed_dim, 8, 4096)
+        _check_int("attention_heads", self.attention_heads, 1, 64)
+        if self.channels[2] % self.attention_heads:
+            _fail("attention_heads", self.attention_heads, "it must divide channels[2]")
+        _check_int("prototypes", self.prototypes, 1, 1024)
+        _check_int("prototype_dim", self.prototype_dim, 1, 4096)
+        _check_int("prompt_channels", self.prompt_channels, 8, 4096)
+        if self.prompt_channels % 8:
+            _fail("prompt_channels", self.prompt_channels, "it must be a multiple of 8")
+        _check_int("timesteps", self.timesteps, 2, 100_000)
+        _check_float("beta_start", self.beta_start, 0.0, 0.5, open_low=True)
+        _check_float("beta_end", self.beta_end, self.beta_start, 0.999)
+        if self.loss not in LOSSES:
+            _fail("loss", self.loss, f"choose one of {', '.join(LOSSES)}")
+        _check_float("cond_drop", self.cond_drop, 0.0, 1.0)
+        _check_int("steps", self.steps, 1)
+        _check_int("batch_size", self.batch_size, 1, 1 << 16)
+        _check_float("lr", self.lr, 0.0, 1.0, open_low=True)
+        _check_int("warmup", self.warmup, 0)
+        _check_float("weight_decay", self.weight_decay, 0.0, 10.0)
+        _check_float("ema_decay", self.ema_decay, 0.0, 1.0)
+        _check_float("subset", self.subset, 0.0, 1.0, open_low=True)
+        _check_int("ddim_steps", self.ddim_steps, 1, self.timesteps)
+        _check_float("guidance_scale", self.guidance_scale, 0.0, 100.0)
+        _check_int("seed", self.seed, 0)
+
+
+@dataclass(frozen=True)
+class OatsConfig(_Dict):
+    """Influence scoring, the score cache and augmentation during pretraining.
+
+    Attributes
+    ----------
+    explore_prob : probability that a step re-scores its whole batch (explore);
+        otherwise the cache is read and only uncached or stale rows are scored.
+        1 scores every step (the OATS README run).
+    max_age : a cached score older than this many steps is stale and re-scored.
+    after : first step that filters and generates (before it batches pass
+        unchanged); the OATS default is the end of the learning-rate warm-up.
+    keep : fraction of the batch kept as guides (top by TSIS); one series is
+        generated per kept row until the batch size is restored.
+    similarity : "dot" (TSIS = lr * <g_i, g_ref>) or "cosine".
+    selection : "tsis" keeps the top of the batch by TSIS; "random" keeps a
+        random share and guides with it (the random-guide ablation: no
+        scoring, no gate).
+    snr_threshold_db : samples whose moving-average SNR is below this get
+        TSIS = -inf; -inf turns the gate off.
+    snr_window : width of the moving average that splits signal from residual.
+    reference_size : most reference series used for the reference gradient.
+    contrastive_weight : weight of the per-sample series->symbol InfoNCE term
+        (against detached momentum symbol keys and the queue) added to the
+        masked-series loss that is scored; 0 = masked modelling only.
+    param_prefixes : parameters whose gradients are scored, by name prefix;
+        empty = every trainable parameter.
+    guidance_scale, ddim_steps : generator sampling settings during training.
+    seed : seed of the explore/exploit draws and of generation.
+    """
+
+    explore_prob: float = 0.3
+    max_age: int = 500
+    after: int = 0
+    keep: float = 0.5
+    similarity: str = "dot"
+    selection: str = "tsis"
+    snr_threshold_db: float = 0.0
+    snr_window: int = 5
+    reference_size: int = 128
+    contrastive_weight: float = 0.0
+    param_prefixes: tuple[str, ...] = ()
+    guidance_scale: float = 1.0
+    ddim_steps: int = 20
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_float("explore_prob", self.explore_prob, 0.0, 1.0)
+        _check_int("max_age", self.max_age, 1)
+        _check_int("after", self.after, 0)
+        _check_float("keep", self.keep, 0.0, 1.0, open_low=True)
+        if self.similarity not in SIMILARITIES:
+            _fail("similarity", self.similarity, f"choose one of {', '.join(SIMILARITIES)}")
+        if self.selection not in SELECTIONS:
+            _fail("selection", self.selection, f"choose one of {', '.join(SELECTIONS)}")
+        if not (self.snr_threshold_db == -math.inf or math.isfinite(self.snr_threshold_db)):
+            _fail("snr_threshold_db", self.snr_threshold_db, "give a finite dB value or -inf")
+        _check_int("snr_window", self.snr_window, 2, 1024)
+        _check_int("reference_size", self.reference_size, 1, 1 << 16)
+        _check_float("contrastive_weight", self.contrastive_weight, 0.0, 100.0)
+        for prefix in self.param_prefixes:
+            if not isinstance(prefix, str) or not prefix:
+                _fail(
+                    "param_prefixes", self.param_prefixes, "give non-empty parameter name prefixes"
+                )
+        _check_float("guidance_scale", self.guidance_scale, 0.0, 100.0)
+        _check_int("ddim_steps", self.ddim_steps, 1, 100_000)
+        _check_int("seed", self.seed, 0)

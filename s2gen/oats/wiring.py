@@ -1,0 +1,199 @@
+"""Build the OATS hook of a pretraining run from its CLI options (``s2gen pretrain --oats``).
+
+The pretraining model's ``forward(series, mask)`` is its per-sample masked-series
+loss; with ``contrastive_weight`` > 0 a detached per-sample series->symbol
+InfoNCE term is added (``SeriesObjective``). Scores use fixed per-sample patch
+masks (drawn from the sample key) so that a re-score of the same sample is
+comparable. The default reference set is
+the training store's "reference" split (10 <= seed % 1000 < 20 with the default
+permilles), disjoint from validation and never trained on.
+"""
+
+import logging
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from s2gen.oats.augment import OatsHook
+from s2gen.oats.config import OatsConfig
+from s2gen.oats.data import load_series
+from s2gen.oats.generator import Generator
+
+log = logging.getLogger(__name__)
+
+SCORED_PREFIXES = ("series.", "patch_head.")  # what the masked-series loss depends on
+
+
+def series_sample_loss(model, state, sample):
+    """Per-sample masked-series loss of an ``S2Pretrainer`` for ``torch.func``."""
+    return functional_call(model, state, (sample["series"][None], sample["mask"][None]))[0]
+
+
+class SeriesObjective(nn.Module):
+    """The scored per-sample loss: masked-series error + weight * series->symbol InfoNCE.
+
+    The InfoNCE of sample i contrasts its series feature (from the masked
+    window, as in training) with its own momentum symbol key (positive) and the
+    momentum queue (negatives; entries of the same expression and empty slots
+    left out), at the detached temperature. Keys come in detached, so the term
+    is a function of sample i alone: no in-batch coupling. Samples without a
+    symbol get the masked-series error only.
+    """
+
+    def __init__(self, model: nn.Module, weight: float) -> None:
+        super().__init__()
+        self.model = model
+        self.weight = weight
+
+    def forward(self, series, mask, key, expr_id, has_symbol) -> torch.Tensor:
+        from s2gen.pretrain.losses import masked_patch_error
+
+        m = self.model
+        patches = series.unflatten(-1, (-1, m.patch))  # (B, P, patch)
+        hidden = m.series(patches, mask)  # (B, P + 1, d)
+        error = masked_patch_error(m.patch_head(hidden[:, 1:]), patches, mask)  # (B,)
+        t = m.series_feature(hidden)  # (B, e)
+        temp = m.temp.detach()
+        positive = (t * key).sum(-1, keepdim=True) / temp  # (B, 1)
+        valid = (m.queue_ids[None, :] >= 0) & (m.queue_ids[None, :] != expr_id[:, None])
+        negative = (t @ m.queue_symbol.T / temp).masked_fill(~valid, float("-inf"))  # (B, Q)
+        nce = -torch.cat([positive, negative], dim=1).log_softmax(dim=1)[:, 0]  # (B,)
+        return error + self.weight * has_symbol.to(error.dtype) * nce
+
+
+def contrastive_sample_loss(weight: float):
+    """Per-sample loss of ``SeriesObjective`` for ``torch.func`` (sample dict as ``forward``)."""
+
+    def loss(model, state, sample):
+        objective = SeriesObjective(model, weight)
+        args = tuple(sample[k][None] for k in ("series", "mask", "key", "expr_id", "has_symbol"))
+        return functional_call(objective, {f"model.{k}": v for k, v in state.items()}, args)[0]
+
+    return loss
+
+
+def symbol_keys(model, rows: dict) -> dict[str, torch.Tensor]:
+    """Detached momentum symbol keys (m, e) of batch rows, with their ids and symbol flags."""
+    key = model.symbol_feature(model.symbol_m(rows["tokens"]), momentum=True)
+    return {"key": key, "expr_id": rows["expr_id"], "has_symbol": rows["has_symbol"]}
+
+
+def fixed_mask_maker(
+    n_patches: int, ratio: float, seed: int
+) -> Callable[[np.ndarray], torch.Tensor]:
+    """keys (m,) -> (m, n_patches) bool masks, a pure function of (seed, key)."""
+    from s2gen.pretrain.losses import draw_patch_mask
+
+    def make(keys: np.ndarray) -> torch.Tensor:
+        masks = []
+        for key in np.asarray(keys, np.int64).tolist():
+            g = torch.Generator().manual_seed((seed * 0x9E3779B1 + key) % (1 << 63))
+            masks.append(draw_patch_mask(1, n_patches, ratio, g)[0])
+        return torch.stack(masks)  # (m, P)
+
+    return make
+
+
+def reference_batch(cfg, store_path: str, ref: str | None, size: int) -> dict[str, torch.Tensor]:
+    """The reference set as rows: ``series`` (R, window), ``tokens``, ``expr_id``, ``has_symbol``.
+
+    ``ref`` None: the training store's reference split (centred windows, with
+    their expressions); otherwise a store, .npy or .csv of series (centred
+    windows of ``cfg.window`` points, instance-normalised like training
+    windows, without symbols).
+    """
+    from s2gen.pretrain.data import held_out_set, normalize_windows
+
+    if ref is None:
+        batch = held_out_set(store_path, cfg, "reference", limit=size)
+        if batch is None:
+            raise ValueError(
+                f"{store_path} has no reference rows (seed % 1000 in the reference permilles); "
+                "give --oats-ref with real series, or use a larger store"
+            )
+        return {k: batch[k] for k in ("series", "tokens", "expr_id", "has_symbol")}
+    series = load_series(ref)
+    if series.shape[1] < cfg.window:
+        raise ValueError(
+            f"--oats-ref {ref} holds series of length {series.shape[1]}, shorter than the "
+            f"window {cfg.window}; give longer series or a smaller window"
+        )
+    start = (series.shape[1] - cfg.window) // 2
+    windows = normalize_windows(series[:size, start : start + cfg.window])
+    n = len(windows)
+    return {
+        "series": torch.as_tensor(windows),
+        "tokens": torch.zeros((n, 1), dtype=torch.int64),
+        "expr_id": torch.full((n,), -1, dtype=torch.int64),
+        "has_symbol": torch.zeros(n, dtype=torch.bool),
+    }
+
+
+def oats_hook_from_options(
+    cfg,
+    store_path: str,
+    generator_path: str,
+    ref: str | None = None,
+    explore_prob: float = 0.3,
+    after: int | None = None,
+    lr_at: Callable[[int], float] | None = None,
+    **settings,
+) -> OatsHook:
+    """The ``batch_hook`` of ``s2gen.pretrain.run`` for ``--oats``.
+
+    Parameters
+    ----------
+    cfg : the run's ``PretrainConfig``.
+    store_path : the training store (its reference split is the default reference set).
+    generator_path : a checkpoint of ``s2gen oats train-generator``; its series
+        length must equal ``cfg.window``.
+    ref : reference series (store, .npy or .csv); None = the reference split.
+    explore_prob : probability of re-scoring a whole batch.
+    after : first augmented step; None = the end of the warm-up.
+    lr_at : learning rate at a step; None = the run's schedule
+        (``s2gen.pretrain.train.lr_at``).
+    settings : further ``OatsConfig`` fields (keep, similarity, snr_threshold_db, ...).
+    """
+    from s2gen.pretrain.data import normalize_windows
+    from s2gen.pretrain.train import lr_at as schedule
+
+    generator = Generator.load(generator_path)
+    if generator.length != cfg.window:
+        raise ValueError(
+            f"the generator {generator_path} makes series of length {generator.length}, the "
+            f"pretraining window is {cfg.window}: retrain it with `s2gen oats train-generator "
+            f"--window {cfg.window}`"
+        )
+    if after is None:
+        after = int(round(cfg.warmup * cfg.steps))
+    weight = settings.get("contrastive_weight", 0.0)
+    prefixes = SCORED_PREFIXES + (("series_proj.",) if weight > 0 else ())
+    settings.setdefault("param_prefixes", prefixes)
+    oats_cfg = OatsConfig(explore_prob=explore_prob, after=after, seed=cfg.seed, **settings)
+    make_mask = fixed_mask_maker(cfg.n_patches, cfg.series_mask_ratio, cfg.seed)
+    reference = reference_batch(cfg, store_path, ref, oats_cfg.reference_size)
+    n_ref = len(reference["series"])
+    reference["mask"] = make_mask(-1 - np.arange(n_ref))  # negative keys: never a training key
+    log.info(
+        "OATS: %d reference windows from %s, generator %s, explore_prob %.2f, from step %d",
+        n_ref,
+        ref or f"{store_path} (reference split)",
+        generator_path,
+        explore_prob,
+        after,
+    )
+    if lr_at is None:
+
+        def lr_at(step: int) -> float:
+            return schedule(step, cfg)
+
+    if weight > 0:
+        loss, extras = contrastive_sample_loss(weight), symbol_keys
+    else:
+        loss, extras = series_sample_loss, None
+    return OatsHook(
+        oats_cfg, generator, reference, loss, make_mask, lr_at, normalize_windows, extras
+    )

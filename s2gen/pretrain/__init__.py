@@ -1,0 +1,39 @@
+"""Series-symbol pretraining (SymTime, with its released code's bugs fixed); extra ``train``.
+
+Public entry points (torch is imported on first use, so importing this
+package, or ``s2gen.pretrain.cli``, stays light):
+
+- ``PretrainConfig.preset(name, **overrides)``: the ``ci``, ``small`` and ``base`` tiers;
+- ``run(cfg, store_path, out_dir, resume=False, ...)``: the training loop;
+- ``load_encoder(checkpoint_path, device="cpu")`` and
+  ``random_encoder(preset="small", seed=0, **overrides)``: a ``SeriesEncoder``
+  with ``dim``, ``forward_features(x)`` and ``embed(series)``.
+"""
+
+from s2gen.pretrain.config import PretrainConfig
+
+_LAZY = {
+    "run": "s2gen.pretrain.train",
+    "load_encoder": "s2gen.pretrain.encoder",
+    "random_encoder": "s2gen.pretrain.encoder",
+    "SeriesEncoder": "s2gen.pretrain.encoder",
+    "S2Pretrainer": "s2gen.pretrain.model",
+    "masked_series_loss_per_sample": "s2gen.pretrain.losses",
+    "draw_patch_mask": "s2gen.pretrain.losses",
+}
+
+__all__ = ["PretrainConfig", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 's2gen.pretrain' has no attribute {name!r}")
+    import importlib
+
+    try:
+        module = importlib.import_module(_LAZY[name])
+    except ImportError as exc:
+        if exc.name == "torch":
+            raise ImportError("s2gen.pretrain needs torch: pip install 's2gen[train]'") from exc
+        raise
+    return getattr(module, name)

@@ -1,0 +1,56 @@
+"""One checkpoint dict per save: what a resume needs, plus provenance.
+
+Keys: ``model`` (state dict, momentum copies and queues included),
+``optimizer``, ``config`` (``PretrainConfig.to_dict``), ``vocabulary``,
+``step`` (optimizer steps done = batches consumed per rank), ``best_val_loss``,
+``rng`` (torch CPU/CUDA states and the mask generator at the save, for the
+record), ``package_version``, ``torch_version``. The learning rate, alpha, the
+masks and dropout seeds are pure functions of ``step`` (``train.step_seed``),
+and the data order a pure function of (config, step), so ``step`` restores them.
+Plain tensors and Python values only: ``torch.load(weights_only=True)`` reads it.
+"""
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from s2gen import __version__
+from s2gen.pretrain.config import PretrainConfig
+
+LAST = "last.pt"
+BEST = "best.pt"
+
+
+def save(path: Path, state: dict[str, Any]) -> None:
+    """Write ``state`` to ``path`` atomically (temporary file, then rename)."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(
+        {**state, "package_version": __version__, "torch_version": str(torch.__version__)}, tmp
+    )
+    os.replace(tmp, path)
+
+
+def load(path: str | Path, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint written by ``save``; ValueError naming the file if it is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"checkpoint {path} does not exist; give a .pt written by s2gen pretrain")
+    state = torch.load(path, map_location=device, weights_only=True)
+    if not isinstance(state, dict) or "config" not in state or "model" not in state:
+        raise ValueError(f"{path} is not an s2gen pretraining checkpoint (no config/model)")
+    return state
+
+
+def config_of(state: dict[str, Any]) -> PretrainConfig:
+    """The ``PretrainConfig`` saved in a checkpoint dict."""
+    return PretrainConfig.from_dict(state["config"])
+
+
+def rng_state(generator: torch.Generator) -> dict[str, Any]:
+    """Torch CPU (and CUDA) RNG states and the mask generator's state."""
+    state = {"torch": torch.get_rng_state(), "generator": generator.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state

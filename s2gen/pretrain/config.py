@@ -1,0 +1,249 @@
+"""``PretrainConfig``: every setting of the series-symbol pretraining stage.
+
+Torch-free, so the CLI can build and check a config before importing torch.
+A config is saved in every checkpoint (``to_dict``) and rebuilt from it
+(``from_dict``); ``PretrainConfig.preset(name, **overrides)`` gives the three
+tiers ``ci``, ``small`` and ``base`` (SymTime base dimensions).
+"""
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+PRESET_NAMES = ("ci", "small", "base")
+
+
+def _fail(name: str, value: Any, fix: str) -> None:
+    raise ValueError(f"{name}={value!r} is invalid: {fix}")
+
+
+def _check_int(name: str, value: Any, low: int, high: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        _fail(name, value, "it must be an integer")
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        _fail(name, value, f"it must be {bound}")
+
+
+def _check_float(name: str, value: Any, low: float, high: float | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        _fail(name, value, "it must be a number")
+    if not (value >= low and (high is None or value <= high)):
+        bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
+        _fail(name, value, f"it must be {bound}")
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Settings of ``s2gen.pretrain.run`` (model, objectives, optimiser, data, logging).
+
+    Attributes
+    ----------
+    window : points per training window (a multiple of ``patch``).
+    patch : points per patch (SymTime: 16, non-overlapping).
+    d_model, n_heads, d_ff, n_layers : series encoder (pre-norm transformer).
+    sym_d_model, sym_heads, sym_d_ff, sym_layers : symbol encoder.
+    max_tokens : expression tokens kept per sample (longer ones are cut).
+    embed_dim : size of the shared contrastive space.
+    dropout : dropout in both encoders (0 keeps runs bit-reproducible on CPU).
+    series_mask_ratio : share of patches replaced by the mask token (SymTime 0.4).
+    token_mask_ratio : share of expression tokens masked for MLM (BERT 0.15).
+    queue_size : momentum features kept per modality (any size; written with wrap-around).
+    momentum : EMA factor m of the momentum encoders (theta_m <- m theta_m + (1 - m) theta).
+    temp_init, temp_min, temp_max : learnable contrastive temperature and its clamp.
+    alpha : weight of the momentum-distillation soft targets (ALBEF 0.4).
+    alpha_ramp : share of the steps over which alpha ramps linearly from 0.
+    itc_clean : contrast features of the clean inputs (ALBEF, two more online
+        passes) instead of those of the masked inputs (SymTime, cheaper).
+    w_mts, w_mlm, w_itc : loss weights (masked series, masked symbols, contrastive).
+    batch_size : samples per step and per process.
+    steps : optimiser steps of the whole run (the schedule spans exactly these).
+    lr, min_lr : peak and final learning rate (linear warm-up, then cosine).
+    warmup : share of the steps spent warming up.
+    weight_decay : AdamW decay on matrices (never on biases, norms, tokens, temperature).
+    grad_clip : gradient-norm clip (0 turns it off).
+    use_inputs : also train on input channels x_i as masked-series-only samples.
+    val_permille, reference_permille : rows with ``seed % 1000 < val_permille`` are
+        the validation split, the next ``reference_permille`` per mille are the
+        "reference" split (kept for OATS); both are never trained on.
+    val_samples : held-out windows used by validation (retrieval galleries of 256).
+    val_every, ckpt_every, log_every : in steps.
+    buffer_chunks : store chunks read and shuffled together (the shuffle buffer).
+    num_workers : DataLoader worker processes per training process.
+    amp : bf16 autocast on CUDA (ignored on CPU).
+    seed : seeds model init, masks and data order.
+    """
+
+    window: int = 256
+    patch: int = 16
+    d_model: int = 128
+    n_heads: int = 4
+    d_ff: int = 256
+    n_layers: int = 3
+    sym_d_model: int = 128
+    sym_heads: int = 4
+    sym_d_ff: int = 256
+    sym_layers: int = 3
+    max_tokens: int = 64
+    embed_dim: int = 64
+    dropout: float = 0.0
+    series_mask_ratio: float = 0.4
+    token_mask_ratio: float = 0.15
+    queue_size: int = 8192
+    momentum: float = 0.995
+    temp_init: float = 0.07
+    temp_min: float = 0.01
+    temp_max: float = 0.5
+    alpha: float = 0.4
+    alpha_ramp: float = 0.3
+    itc_clean: bool = True
+    w_mts: float = 1.0
+    w_mlm: float = 1.0
+    w_itc: float = 1.0
+    batch_size: int = 128
+    steps: int = 2000
+    lr: float = 1e-3
+    min_lr: float = 1e-5
+    warmup: float = 0.05
+    weight_decay: float = 0.05
+    grad_clip: float = 1.0
+    use_inputs: bool = False
+    val_permille: int = 10
+    reference_permille: int = 10
+    val_samples: int = 1024
+    val_every: int = 200
+    ckpt_every: int = 200
+    log_every: int = 10
+    buffer_chunks: int = 4
+    num_workers: int = 1
+    amp: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_int("patch", self.patch, 1, 4096)
+        _check_int("window", self.window, self.patch, 1 << 16)
+        if self.window % self.patch:
+            _fail("window", self.window, f"it must be a multiple of patch={self.patch}")
+        for name in ("d_model", "sym_d_model", "d_ff", "sym_d_ff", "embed_dim"):
+            _check_int(name, getattr(self, name), 1, 1 << 16)
+        for name in ("n_layers", "sym_layers"):
+            _check_int(name, getattr(self, name), 1, 128)
+        for heads, dim in (("n_heads", "d_model"), ("sym_heads", "sym_d_model")):
+            _check_int(heads, getattr(self, heads), 1, 256)
+            if getattr(self, dim) % getattr(self, heads):
+                _fail(heads, getattr(self, heads), f"it must divide {dim}={getattr(self, dim)}")
+        _check_int("max_tokens", self.max_tokens, 1, 4096)
+        _check_float("dropout", self.dropout, 0.0, 0.9)
+        _check_float("series_mask_ratio", self.series_mask_ratio, 0.0, 1.0)
+        _check_float("token_mask_ratio", self.token_mask_ratio, 0.0, 1.0)
+        _check_int("queue_size", self.queue_size, 0, 1 << 24)
+        _check_float("momentum", self.momentum, 0.0, 1.0)
+        _check_float("temp_min", self.temp_min, 1e-4, 10.0)
+        _check_float("temp_max", self.temp_max, self.temp_min, 10.0)
+        _check_float("temp_init", self.temp_init, self.temp_min, self.temp_max)
+        _check_float("alpha", self.alpha, 0.0, 1.0)
+        _check_float("alpha_ramp", self.alpha_ramp, 0.0, 1.0)
+        for name in ("w_mts", "w_mlm", "w_itc"):
+            _check_float(name, getattr(self, name), 0.0, 1e6)
+        _check_int("batch_size", self.batch_size, 2, 1 << 20)
+        _check_int("steps", self.steps, 1)
+        _check_float("lr", self.lr, 0.0, 10.0)
+        _check_float("min_lr", self.min_lr, 0.0, self.lr)
+        _check_float("warmup", self.warmup, 0.0, 1.0)
+        _check_float("weight_decay", self.weight_decay, 0.0, 10.0)
+        _check_float("grad_clip", self.grad_clip, 0.0)
+        _check_int("val_permille", self.val_permille, 0, 1000)
+        _check_int("reference_permille", self.reference_permille, 0, 1000 - self.val_permille)
+        _check_int("val_samples", self.val_samples, 0)
+        for name in ("val_every", "ckpt_every", "log_every", "buffer_chunks"):
+            _check_int(name, getattr(self, name), 1)
+        _check_int("num_workers", self.num_workers, 0, 256)
+        _check_int("seed", self.seed, 0, (1 << 63) - 1)
+
+    @property
+    def n_patches(self) -> int:
+        """Patches per window, P = window / patch."""
+        return self.window // self.patch
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> "PretrainConfig":
+        """The ``ci``, ``small`` or ``base`` tier with ``overrides`` applied.
+
+        ``ci`` trains in about a minute on 2 CPU cores, ``small`` is the
+        CPU tier (minutes to an hour on ~100k pairs), ``base`` has SymTime's
+        base series encoder (d 512, 8 heads, d_ff 2048, 6 layers) for GPUs.
+        """
+        if name not in PRESETS:
+            raise ValueError(f"preset={name!r} is unknown; choose one of {', '.join(PRESETS)}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"unknown setting(s) {unknown}; known are {', '.join(sorted(known))}")
+        return cls(**{**PRESETS[name], **overrides})
+
+    def replace(self, **changes: Any) -> "PretrainConfig":
+        """A copy with ``changes`` applied (and validated)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (saved in checkpoints)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "PretrainConfig":
+        """Inverse of ``to_dict``; unknown keys are an error naming them."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown pretraining setting(s) {unknown} in the checkpoint config")
+        return cls(**data)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "ci": dict(
+        window=128,
+        d_model=64,
+        n_heads=4,
+        d_ff=128,
+        n_layers=2,
+        sym_d_model=64,
+        sym_heads=4,
+        sym_d_ff=128,
+        sym_layers=2,
+        max_tokens=48,
+        embed_dim=32,
+        queue_size=1024,
+        momentum=0.99,
+        batch_size=64,
+        steps=300,
+        lr=1e-3,
+        min_lr=2e-5,
+        val_samples=256,
+        val_every=100,
+        ckpt_every=100,
+        log_every=10,
+        num_workers=0,
+    ),
+    "small": dict(steps=1500, val_every=250, ckpt_every=250),
+    "base": dict(
+        d_model=512,
+        n_heads=8,
+        d_ff=2048,
+        n_layers=6,
+        sym_d_model=256,
+        sym_heads=8,
+        sym_d_ff=1024,
+        sym_layers=4,
+        embed_dim=128,
+        dropout=0.1,
+        queue_size=65536,
+        batch_size=256,
+        steps=100_000,
+        lr=5e-4,
+        warmup=0.02,
+        val_every=2000,
+        ckpt_every=2000,
+        log_every=50,
+        num_workers=4,
+    ),
+}

@@ -1,0 +1,314 @@
+"""The pretraining loop: a plain function, ``run(cfg, store_path, out_dir)``.
+
+One step = one batch per process: optional ``batch_hook`` (OATS replaces rows
+there), losses under bf16 autocast on CUDA, backward, gradient clipping, AdamW
+with a warm-up + cosine learning rate that is a function of the step, and a
+temperature clamp. Rank 0 logs JSONL metrics (and TensorBoard when it is
+installed), validates every ``val_every`` steps and writes ``last.pt`` (every
+``ckpt_every`` steps and at the end) and ``best.pt`` (best validation loss;
+no test data is ever looked at). Under ``torchrun`` the step runs in
+DistributedDataParallel (gloo on CPU, nccl on GPU) and the queues are fed from
+all ranks.
+"""
+
+import inspect
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from s2gen.pretrain import checkpoint
+from s2gen.pretrain.config import PretrainConfig
+from s2gen.pretrain.data import held_out_set, make_loader
+from s2gen.pretrain.model import S2Pretrainer
+from s2gen.pretrain.validate import validate
+from s2gen.store import open as open_store
+
+log = logging.getLogger(__name__)
+
+METRICS = "metrics.jsonl"
+# settings that may change on --resume without breaking the run's identity
+RESUMABLE_CHANGES = ("steps", "val_every", "ckpt_every", "log_every")
+BatchHook = Callable[[dict, int, S2Pretrainer], dict]
+
+
+def lr_at(step: int, cfg: PretrainConfig) -> float:
+    """Learning rate of step ``step`` (0-based): linear warm-up, then cosine to ``min_lr``."""
+    warmup = int(cfg.warmup * cfg.steps)
+    if step < warmup:
+        return cfg.lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, cfg.steps - warmup)
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def alpha_at(step: int, cfg: PretrainConfig) -> float:
+    """Distillation weight: ramps linearly from 0 to ``alpha`` over ``alpha_ramp`` of the steps."""
+    ramp = cfg.alpha_ramp * cfg.steps
+    return cfg.alpha if ramp <= 0 else cfg.alpha * min(1.0, step / ramp)
+
+
+def step_seed(seed: int, stream: int, rank: int, step: int) -> int:
+    """Seed of one random stream (0 masks, 1 dropout) of one rank at one step.
+
+    Every step's randomness is a pure function of (seed, rank, step), so a
+    resume (on any number of ranks) continues exactly, with no state to restore.
+    """
+    mixed = ((seed * 1_000_003 + stream) * 1_000_033 + rank) * 1_000_000_007 + step
+    return mixed % (1 << 63)
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: decay on weight matrices only (not biases, norms, tokens, temperature)."""
+    decay, rest = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        matrix = p.ndim == 2 and not name.endswith(("pos", "cls", "mask_token", "log_temp"))
+        (decay if matrix else rest).append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": rest, "weight_decay": 0.0},
+    ]
+
+
+class Objective(nn.Module):
+    """The training step's forward (what DDP wraps): batch -> dict of losses."""
+
+    def __init__(self, model: S2Pretrainer) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch, alpha: float, generator: torch.Generator):
+        return self.model.pretrain_losses(batch, alpha, generator)
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
+    if device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"device={device!r} is unknown; choose auto, cpu or cuda")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' but torch sees no GPU; use --device cpu or auto")
+    if device == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def _init_distributed(device: torch.device) -> tuple[int, int, bool]:
+    """(rank, world size, whether this call started the process group)."""
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    if world == 1:
+        return 0, 1, False
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size(), False
+    dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    return dist.get_rank(), dist.get_world_size(), True
+
+
+class MetricsLog:
+    """Appends one JSON object per line to ``metrics.jsonl`` (and TensorBoard when installed)."""
+
+    def __init__(self, out_dir: Path, keep_until: int | None) -> None:
+        self.path = out_dir / METRICS
+        if keep_until is None:
+            self.path.write_text("")
+        else:  # a resume drops what was logged after the checkpoint
+            lines = self.path.read_text().splitlines() if self.path.exists() else []
+            kept = [ln for ln in lines if ln and json.loads(ln)["step"] <= keep_until]
+            self.path.write_text("".join(ln + "\n" for ln in kept))
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            self.tb = None
+        else:
+            self.tb = SummaryWriter(str(out_dir / "tb"))
+
+    def write(self, step: int, values: dict[str, float]) -> None:
+        with self.path.open("a") as f:
+            f.write(json.dumps({"step": step, **values}) + "\n")
+        if self.tb is not None:
+            for key, value in values.items():
+                self.tb.add_scalar(key, value, step)
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+def _check_resume(saved: PretrainConfig, cfg: PretrainConfig) -> None:
+    changed = [
+        f"{k}: {v!r} -> {getattr(cfg, k)!r}"
+        for k, v in saved.to_dict().items()
+        if getattr(cfg, k) != v and k not in RESUMABLE_CHANGES
+    ]
+    if changed:
+        raise ValueError(
+            "cannot resume with a different configuration ("
+            + "; ".join(changed)
+            + "); resume with the saved settings or start a new --out directory"
+        )
+
+
+def _to_device(batch: dict[str, torch.Tensor], device: torch.device):
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def run(
+    cfg: PretrainConfig,
+    store_path: str,
+    out_dir: str,
+    resume: bool = False,
+    device: str = "auto",
+    batch_hook: BatchHook | None = None,
+    progress: bool = True,
+) -> dict[str, float]:
+    """Pretrain the series and symbol encoders on a store; returns the final metrics.
+
+    Parameters
+    ----------
+    cfg : the run's settings (``PretrainConfig.preset``).
+    store_path : an s2gen store (its "train" rows are used; "val" for validation).
+    out_dir : run directory: ``metrics.jsonl``, ``last.pt``, ``best.pt``.
+    resume : continue from ``out_dir/last.pt`` (losses continue exactly as an
+        uninterrupted run); without it an existing run there is an error.
+    device : "auto", "cpu" or "cuda".
+    batch_hook : ``hook(batch, step, model) -> batch`` applied to every training
+        batch before the loss; a ``metrics`` dict of floats in the returned
+        batch is logged with the step.
+    progress : show a tqdm bar (rank 0).
+
+    Returns
+    -------
+    The last logged training metrics and the last validation metrics.
+    """
+    dev = resolve_device(device)
+    rank, world, own_group = _init_distributed(dev)
+    out = Path(out_dir)
+    try:
+        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+            return _run(cfg, store_path, out, resume, dev, rank, world, batch_hook, progress)
+    finally:
+        if own_group:
+            dist.destroy_process_group()
+
+
+def _run(cfg, store_path, out, resume, dev, rank, world, batch_hook, progress):
+    from tqdm import tqdm
+
+    store = open_store(str(store_path))
+    last = out / checkpoint.LAST
+    if last.exists() and not resume:
+        raise ValueError(f"{out} already holds a run; pass resume=True (--resume) or another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    state = checkpoint.load(last) if resume and last.exists() else None
+    if state is not None:
+        _check_resume(checkpoint.config_of(state), cfg)
+    elif resume:
+        log.info("no %s to resume from; starting a new run", last)
+
+    torch.manual_seed(cfg.seed)  # model init (inside run's fork_rng: the caller's RNG is kept)
+    model = S2Pretrainer(cfg, store.vocabulary).to(dev)
+    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
+    generator = torch.Generator()  # masks; reseeded every step, as is dropout's global RNG
+    step, best = 0, math.inf
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, best = int(state["step"]), float(state["best_val_loss"])
+        log.info("resuming %s at step %d", out, step)
+
+    objective: nn.Module = Objective(model)
+    if world > 1:
+        ids = [dev.index] if dev.type == "cuda" else None
+        # queues stay in step by all-gather; buffers need no sync per forward
+        sync = (
+            {"forward_sync_buffers": False}
+            if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+            else {"broadcast_buffers": False}  # torch < 2.13
+        )
+        objective = DistributedDataParallel(objective, device_ids=ids, **sync)
+    batches = iter(make_loader(str(store_path), cfg, rank, world, start_batch=step))
+    lead = rank == 0
+    val_batch = held_out_set(str(store_path), cfg) if lead and cfg.val_samples else None
+    metrics = MetricsLog(out, keep_until=step if state is not None else None) if lead else None
+    amp = cfg.amp and dev.type == "cuda"  # bf16 autocast; untested here (no GPU)
+    bar = tqdm(total=cfg.steps, initial=step, disable=not (lead and progress), unit="step")
+    final: dict[str, float] = {}
+    tick, tick_step = time.perf_counter(), step
+    try:
+        while step < cfg.steps:
+            batch = _to_device(next(batches), dev)
+            extra: dict[str, float] = {}
+            if batch_hook is not None:
+                batch = batch_hook(batch, step, model)
+                extra = {k: float(v) for k, v in batch.pop("metrics", {}).items()}
+            generator.manual_seed(step_seed(cfg.seed, 0, rank, step))
+            torch.manual_seed(step_seed(cfg.seed, 1, rank, step))
+            lr = lr_at(step, cfg)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+                losses = objective(batch, alpha_at(step, cfg), generator)
+            optimizer.zero_grad(set_to_none=True)
+            losses["loss"].backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            model.clamp_temp()
+            if not torch.isfinite(losses["loss"]):
+                raise FloatingPointError(
+                    f"non-finite loss at step {step}: "
+                    + ", ".join(f"{k}={float(v):.4g}" for k, v in losses.items())
+                    + "; lower --lr or check the store with `s2gen validate`"
+                )
+            step += 1
+            bar.update(1)
+            if not lead:
+                continue
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                now = time.perf_counter()
+                rate = (step - tick_step) * cfg.batch_size * world / max(now - tick, 1e-9)
+                tick, tick_step = now, step
+                train = {k: float(v.detach()) for k, v in losses.items()}
+                train.update(lr=lr, temp=model.temp.item(), samples_per_s=rate, **extra)
+                metrics.write(step, train)
+                final.update(train)
+                bar.set_postfix(
+                    {k: f"{train[k]:.3g}" for k in ("loss", "mts", "mlm", "t2s", "samples_per_s")}
+                )
+            improved = False
+            if val_batch is not None and (step % cfg.val_every == 0 or step == cfg.steps):
+                val = validate(model, val_batch, dev)
+                metrics.write(step, val)
+                final.update(val)
+                improved = val["val_loss"] < best
+                best = min(best, val["val_loss"])
+            if step % cfg.ckpt_every == 0 or step == cfg.steps or improved:
+                ckpt = {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "config": cfg.to_dict(),
+                    "vocabulary": list(store.vocabulary),
+                    "step": step,
+                    "best_val_loss": best,
+                    "rng": checkpoint.rng_state(generator),
+                }
+                if improved:
+                    checkpoint.save(out / checkpoint.BEST, ckpt)
+                if step % cfg.ckpt_every == 0 or step == cfg.steps:
+                    checkpoint.save(last, ckpt)
+    finally:
+        bar.close()
+        if metrics is not None:
+            metrics.close()
+    return final

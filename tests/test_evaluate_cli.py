@@ -1,0 +1,228 @@
+"""`s2gen evaluate` and `s2gen finetune` end to end on a tiny real pretraining checkpoint."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from s2gen.cli import main
+from s2gen.evaluate.cli import evaluate, finetune
+from s2gen.pretrain import PretrainConfig, run
+
+DATA = Path(__file__).parent / "data" / "evaluate"
+RAMPS = str(DATA / "Ramps_TRAIN.ts")
+WOBBLE = str(DATA / "Wobble_TRAIN.ts")
+MONTHLY = str(DATA / "monthly.csv")
+TINY = dict(
+    window=64,
+    patch=16,
+    d_model=16,
+    n_heads=2,
+    d_ff=32,
+    n_layers=1,
+    sym_d_model=16,
+    sym_heads=2,
+    sym_d_ff=32,
+    sym_layers=1,
+    embed_dim=8,
+    queue_size=64,
+    batch_size=16,
+    steps=3,
+    val_samples=16,
+    val_every=3,
+    ckpt_every=3,
+    log_every=1,
+)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A real checkpoint: a 512-pair store and three pretraining steps of a d_model 16 encoder."""
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("evaluate_cli")
+    args = ["generate", "--n", "512", "--out", str(root / "store"), "--seed", "0"]
+    result = CliRunner().invoke(main, [*args, "--workers", "1", "--length", "64", "--quiet"])
+    assert result.exit_code == 0, result.output
+    cfg = PretrainConfig.preset("ci", **TINY)
+    run(cfg, str(root / "store"), str(root / "run"), device="cpu", progress=False)
+    return str(root / "run" / "best.pt")
+
+
+def invoke(command, *args, expect=0):
+    result = CliRunner().invoke(command, [str(a) for a in args])
+    assert result.exit_code == expect, result.output
+    return result
+
+
+def test_evaluate_classification_checkpoint_random_init_and_baselines(checkpoint, tmp_path):
+    out = tmp_path / "cls"
+    result = invoke(
+        evaluate,
+        "--checkpoint",
+        checkpoint,
+        "--random-init",
+        "--task",
+        "classification",
+        "--dataset",
+        RAMPS,
+        "--dataset",
+        WOBBLE,
+        "--seeds",
+        2,
+        "--classifier",
+        "svm",
+        "--out",
+        out,
+    )
+    document = json.loads((out / "results.json").read_text())
+    records = document["records"]
+    keys = {(r["model"], r["dataset"], r["seed"]) for r in records}
+    assert len(records) == len(keys) == 2 * 2 + 2 * 1 + 2 * 2
+    assert ("best", "Ramps", None) in keys and ("random-init", "Wobble", 1) in keys
+    assert ("1nn-euclidean", "Wobble", None) in keys and ("logreg-raw", "Ramps", None) in keys
+    dims = {(r["model"], r["dataset"]): r["info"].get("dim") for r in records}
+    assert dims[("best", "Ramps")] == dims[("random-init", "Ramps")] == 16  # same architecture
+    assert dims[("best", "Wobble")] == 2 * 16  # two channels, concatenated
+    assert all(0.0 <= r["metrics"]["accuracy"] <= 1.0 for r in records)
+    table = (out / "results.md").read_text()
+    assert table in result.output
+    assert "| Ramps |" in table and "±" in table  # random init: mean ± std over 2 seeds
+    assert (out / "results.png").read_bytes()[:4] == b"\x89PNG"
+    assert document["config"]["checkpoints"] == [str(Path(checkpoint).resolve())]
+
+
+def test_evaluate_probe_uses_the_checkpoint_weights(checkpoint, tmp_path):
+    args = ("--task", "classification", "--dataset", RAMPS, "--no-baselines", "--seeds", 1)
+    invoke(evaluate, "--checkpoint", checkpoint, *args, "--out", tmp_path / "a")
+    same = json.loads((tmp_path / "a" / "results.json").read_text())["records"]
+    assert [r["model"] for r in same] == ["best"]
+    zeroed = tmp_path / "zeroed.pt"
+    saved = torch.load(checkpoint, weights_only=True)
+    saved["model"] = {
+        k: torch.zeros_like(v) if k.startswith("series.") else v for k, v in saved["model"].items()
+    }
+    torch.save(saved, zeroed)
+    invoke(evaluate, "--checkpoint", zeroed, *args, "--out", tmp_path / "b")
+    flat = json.loads((tmp_path / "b" / "results.json").read_text())["records"]
+    assert flat[0]["model"] == "zeroed"
+    assert flat[0]["metrics"]["accuracy"] == pytest.approx(0.5)  # constant features: chance
+    assert same[0]["metrics"]["accuracy"] > 0.5
+
+
+def test_evaluate_forecasting(checkpoint, tmp_path):
+    out = tmp_path / "fc"
+    invoke(
+        evaluate,
+        "--checkpoint",
+        checkpoint,
+        "--random-init",
+        "--task",
+        "forecasting",
+        "--dataset",
+        MONTHLY,
+        "--horizon",
+        6,
+        "--context",
+        24,
+        "--period",
+        12,
+        "--column",
+        "visitors",
+        "--seeds",
+        2,
+        "--out",
+        out,
+    )
+    records = json.loads((out / "results.json").read_text())["records"]
+    models = sorted({r["model"] for r in records})
+    assert models == ["best", "naive", "random-init", "ridge-raw", "seasonal-naive"]
+    assert len(records) == 3 + 1 + 2
+    assert all(set(r["metrics"]) == {"mse", "mae"} for r in records)
+    assert all(r["info"]["horizon"] == 6 for r in records)
+    errors = {r["model"]: r["metrics"]["mse"] for r in records if r["seed"] is None}
+    assert errors["seasonal-naive"] < errors["naive"]  # the fixture has a 12-step season
+    assert "forecasting: mse" in (out / "results.md").read_text()
+
+
+def test_list_datasets_names_the_shipped_sets():
+    result = invoke(evaluate, "--list-datasets")
+    assert "GunPoint" in result.output and "BasicMotions" in result.output
+    assert "co2" in result.output and "airline" in result.output
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["--task", "classification", "--dataset", RAMPS], 2, "at least one --checkpoint"),
+        (["--random-init", "--task", "forecasting", "--dataset", MONTHLY], 2, "needs --horizon"),
+        (
+            ["--random-init", "--task", "classification", "--dataset", RAMPS, "--horizon", "3"],
+            2,
+            "forecasting only",
+        ),
+        (
+            ["--random-init", "--task", "classification", "--dataset", RAMPS, "--period", "4"],
+            2,
+            "--period applies to --task forecasting only",
+        ),
+        (
+            ["--random-init", "--task", "classification", "--dataset", "NoSuchSet"],
+            1,
+            "Known names",
+        ),
+        (
+            ["--random-init", "--task", "forecasting", "--dataset", MONTHLY, "--horizon", "90"],
+            1,
+            "shorten context or horizon",
+        ),
+    ],
+)
+def test_evaluate_bad_options_explain_the_fix(tmp_path, args, code, message):
+    result = invoke(evaluate, *args, "--out", tmp_path, "--preset", "ci", expect=code)
+    assert message in result.output
+
+
+def test_finetune_cli_writes_checkpoint_and_results(checkpoint, tmp_path):
+    out = tmp_path / "ft"
+    result = invoke(
+        finetune,
+        "--checkpoint",
+        checkpoint,
+        "--dataset",
+        RAMPS,
+        "--epochs",
+        3,
+        "--batch-size",
+        4,
+        "--val-fraction",
+        0.25,
+        "--out",
+        out,
+    )
+    assert "Ramps seed 0: test accuracy" in result.output
+    saved = torch.load(out / "Ramps" / "seed0" / "finetuned.pt", weights_only=True)
+    assert saved["classes"] == ["up", "down"] and 1 <= saved["epoch"] <= 3
+    records = json.loads((out / "results.json").read_text())["records"]
+    assert len(records) == 1 and records[0]["task"] == "finetune"
+    assert records[0]["model"] == "finetune: best"
+    invoke(finetune, "--dataset", RAMPS, "--out", out, expect=2)
+    invoke(
+        finetune,
+        "--checkpoint",
+        checkpoint,
+        "--random-init",
+        "--dataset",
+        RAMPS,
+        "--out",
+        out,
+        expect=2,
+    )
+
+
+def test_checkpoint_columns_are_named_by_file_and_made_unique():
+    from s2gen.evaluate.cli import _checkpoint_names
+
+    assert _checkpoint_names(("a/best.pt", "b/last.pt")) == ["best", "last"]
+    assert _checkpoint_names(("a/best.pt", "b/best.pt")) == ["best#1", "best#2"]

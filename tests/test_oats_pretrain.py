@@ -1,0 +1,124 @@
+"""End to end: a tiny OATS pretraining run works and stays within 10 % of the baseline loss."""
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from click.testing import CliRunner  # noqa: E402
+
+from s2gen import store as s2store  # noqa: E402
+from s2gen.cli import main  # noqa: E402
+from s2gen.oats.config import GeneratorConfig  # noqa: E402
+from s2gen.oats.data import store_subset  # noqa: E402
+from s2gen.oats.generator import train_generator  # noqa: E402
+from s2gen.oats.wiring import oats_hook_from_options, reference_batch  # noqa: E402
+from s2gen.pretrain.config import PretrainConfig  # noqa: E402
+from s2gen.pretrain.data import held_out_set  # noqa: E402
+from s2gen.pretrain.train import run  # noqa: E402
+
+STEPS = 40
+TINY = dict(channels=(16, 32, 32), embed_dim=64, prototype_dim=32, prompt_channels=16)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    torch.set_num_threads(1)
+    tmp = tmp_path_factory.mktemp("oats_e2e")
+    store = tmp / "s2.zarr"
+    args = ["generate", "--n", "2048", "--out", str(store), "--seed", "0", "--workers", "1"]
+    result = CliRunner().invoke(main, [*args, "--length", "128", "--quiet"])
+    assert result.exit_code == 0, result.output
+    series, _ = store_subset(s2store.open(str(store)), 0.25, seed=0, field="y")
+    gcfg = GeneratorConfig(**TINY, steps=150, batch_size=32, warmup=20)
+    gen = tmp / "gen.pt"
+    train_generator(series, gcfg).save(gen)
+    cfg = PretrainConfig.preset(
+        "ci", steps=STEPS, batch_size=32, val_samples=64, val_every=STEPS, log_every=1
+    )
+    return tmp, store, gen, cfg
+
+
+def test_default_reference_set_is_the_reference_split_disjoint_from_validation(setup):
+    tmp, store, gen, cfg = setup
+    ref = reference_batch(cfg, str(store), None, 128)["series"]
+    val = held_out_set(str(store), cfg, "val", limit=128)
+    ref_rows = set(held_out_set(str(store), cfg, "reference", limit=128)["row"].tolist())
+    assert len(ref) > 0 and ref.shape[1] == cfg.window
+    assert ref_rows and not ref_rows & set(val["row"].tolist())
+    np.savetxt(tmp / "ref.csv", np.asarray(val["series"][:8].numpy()), delimiter=",")
+    from_file = reference_batch(cfg, str(store), str(tmp / "ref.csv"), 128)
+    assert from_file["series"].shape == (8, cfg.window)
+    assert torch.isfinite(from_file["series"]).all() and not from_file["has_symbol"].any()
+
+
+def test_oats_pretraining_runs_and_stays_within_ten_percent_of_the_baseline(setup):
+    tmp, store, gen, cfg = setup
+    base = run(cfg, str(store), str(tmp / "base"), device="cpu", progress=False)
+    hook = oats_hook_from_options(cfg, str(store), str(gen), explore_prob=0.3, after=5)
+    boosted = run(cfg, str(store), str(tmp / "oats"), device="cpu", progress=False, batch_hook=hook)
+    assert np.isfinite(base["val_loss"]) and np.isfinite(boosted["val_loss"])
+    assert boosted["val_loss"] < 1.1 * base["val_loss"], (boosted["val_loss"], base["val_loss"])
+    lines = (tmp / "oats" / "metrics.jsonl").read_text().splitlines()
+    logged = [json.loads(line) for line in lines]
+    train = [r for r in logged if "loss" in r]
+    assert all("oats_generated_share" not in r for r in train if r["step"] <= 5)
+    late = [r for r in train if r["step"] > 5]
+    assert late and all(r["oats_selected_share"] + r["oats_generated_share"] == 1.0 for r in late)
+    assert np.mean([r["oats_generated_share"] for r in late]) > 0.3
+    assert 0 < hook.cache.explore_steps < hook.cache.steps == STEPS - 5
+    assert all(np.isfinite(r["oats_score_median"]) for r in late if "oats_score_median" in r)
+
+
+def test_a_generator_of_another_length_is_refused_with_the_fix(setup):
+    tmp, store, gen, cfg = setup
+    with pytest.raises(ValueError, match="--window 64"):
+        oats_hook_from_options(cfg.replace(window=64), str(store), str(gen))
+    with pytest.raises(ValueError, match="no generator"):
+        oats_hook_from_options(cfg, str(store), str(tmp / "missing.pt"))
+
+
+def test_contrastive_term_per_sample_gradients_equal_looped_autograd(setup):
+    tmp, store, gen, cfg = setup
+    from s2gen.oats.augment import sample_keys
+    from s2gen.oats.influence import per_sample_gradients, scored_parameters
+    from s2gen.oats.wiring import SeriesObjective, contrastive_sample_loss, symbol_keys
+    from s2gen.pretrain.model import S2Pretrainer
+
+    torch.manual_seed(0)
+    model = S2Pretrainer(cfg, s2store.open(str(store)).vocabulary).eval()
+    q = model.queue_ids.shape[0]
+    g = torch.Generator().manual_seed(1)
+    model.queue_symbol.copy_(torch.nn.functional.normalize(torch.randn(q, 32, generator=g), dim=1))
+    model.queue_ids.copy_(torch.arange(q))  # a full queue of other expressions
+    rows = held_out_set(str(store), cfg, "val", limit=6)
+    rows["has_symbol"][0] = False  # an input-channel sample: masked-series loss only
+    hook = oats_hook_from_options(cfg, str(store), str(gen), contrastive_weight=0.5)
+    mask = hook.make_mask(sample_keys(rows))
+    with torch.no_grad():
+        sample = {"series": rows["series"], "mask": mask, **symbol_keys(model, rows)}
+    names = scored_parameters(model, ("series.", "patch_head.", "series_proj."))
+    fast = per_sample_gradients(model, contrastive_sample_loss(0.5), sample, names)
+    plain = per_sample_gradients(model, contrastive_sample_loss(0.0), sample, names)
+    params = dict(model.named_parameters())
+    for i in range(6):
+        model.zero_grad()
+        objective = SeriesObjective(model, 0.5)
+        args = [sample[k][i : i + 1] for k in ("series", "mask", "key", "expr_id", "has_symbol")]
+        objective(*args)[0].backward()
+        slow = torch.cat(
+            [
+                params[n].grad.reshape(-1)
+                if params[n].grad is not None
+                else torch.zeros(params[n].numel())
+                for n in names
+            ]
+        )
+        assert float((fast[i] - slow).abs().max()) < 1e-5
+    assert torch.allclose(fast[0], plain[0])  # no symbol: no contrastive term
+    assert not torch.allclose(fast[1:], plain[1:])  # with a symbol the term counts
+    out = hook({**rows, "channel": torch.zeros(6, dtype=torch.int64)}, 10**6, model)
+    assert out["series"].shape == rows["series"].shape
+    assert all(np.isfinite(v) for v in out["metrics"].values())

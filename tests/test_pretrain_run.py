@@ -1,0 +1,248 @@
+"""`s2gen.pretrain` on a real tiny store: data stream, learning, resume, hooks, encoder, CLI."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from s2gen import store as s2store
+from s2gen.cli import main
+from s2gen.pretrain import PretrainConfig, load_encoder, run
+from s2gen.pretrain.cli import embed, pretrain
+from s2gen.pretrain.data import S2WindowStream, held_out_set, make_loader, split_of
+
+torch.set_num_threads(1)
+STORE_ROWS = 3072
+TINY = dict(
+    window=64,
+    patch=8,
+    d_model=32,
+    n_heads=2,
+    d_ff=64,
+    n_layers=1,
+    sym_d_model=32,
+    sym_heads=2,
+    sym_d_ff=64,
+    sym_layers=1,
+    max_tokens=32,
+    embed_dim=16,
+    queue_size=96,
+    batch_size=32,
+    val_permille=150,
+    reference_permille=50,
+    val_samples=256,
+    buffer_chunks=2,
+    num_workers=0,
+    log_every=1,
+    lr=1e-3,
+)
+# Expression families whose series differ in kind (random walk, differenced, smoothed, spiky,
+# folded, linear) over iid mixture inputs: a tiny model learns to retrieve them in seconds.
+FAMILIES = "add=1,abs=1,exp=1,diff=1,cumsum=1,mavg4=1," + ",".join(
+    f"{op}=0"
+    for op in "sub mul div inv sqrt pow2 pow3 log sin cos tan arctan arcsin arccos".split()
+    + "lag1 lag4 lag16 mavg16".split()
+)
+
+
+def tiny_cfg(**overrides) -> PretrainConfig:
+    return PretrainConfig.preset("ci", **{**TINY, **overrides})
+
+
+def make_store(tmp_path_factory) -> str:
+    """A 3072-row store (L = 64, up to 2 outputs), generated once per test session."""
+    path = tmp_path_factory.getbasetemp() / "pretrain_store"
+    if not (path / "zarr.json").exists():
+        args = ["generate", "--n", str(STORE_ROWS), "--out", str(path), "--seed", "0"]
+        args += ["--length", "64", "--max-output-dim", "2", "--max-unary-ops", "1"]
+        args += ["--binary-ops-offset", "0", "--const-leaf-prob", "0", "--mixture-prob", "1"]
+        args += ["--operators", FAMILIES]
+        args += ["--chunk-rows", "128", "--shard-rows", "512", "--workers", "1", "--quiet"]
+        result = CliRunner().invoke(main, args, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def store_path(tmp_path_factory):
+    return make_store(tmp_path_factory)
+
+
+def read_metrics(out_dir) -> list[dict]:
+    return [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_training_stream_has_the_batch_contract_and_never_yields_held_out_rows(store_path):
+    store = s2store.open(store_path)
+    seeds = store.read(0, len(store), ["seed"])["seed"]
+    cfg = tiny_cfg()
+    stream = iter(S2WindowStream(store_path, cfg))
+    rows, channels = [], []
+    for _ in range(60):  # a bit over one pass over the training rows
+        batch = next(stream)
+        assert batch["series"].shape == (32, 64) and batch["series"].dtype == torch.float32
+        assert batch["tokens"].dtype == torch.int64 and batch["tokens"].shape[1] <= 32
+        assert batch["has_symbol"].dtype == torch.bool and batch["has_symbol"].all()
+        assert batch["row"].dtype == torch.int64 and batch["expr_id"].dtype == torch.int64
+        mean, std = batch["series"].mean(1), batch["series"].std(1, unbiased=False)
+        assert mean.abs().max() < 1e-3 and (std - 1).abs().max() < 0.3  # instance-normalised
+        rows += batch["row"].tolist()
+        channels += batch["channel"].tolist()
+    rows = np.array(rows)
+    assert (split_of(seeds[rows], 150, 50) == 0).all()
+    assert 0 in channels and 1 in channels  # both outputs of two-output pairs
+    val = held_out_set(store_path, cfg)
+    assert val["series"].shape == (256, 64)
+    assert (split_of(seeds[val["row"].numpy()], 150, 50) == 1).all()
+
+
+def test_ranks_read_disjoint_chunks_and_a_resumed_loader_skips_exactly(store_path):
+    cfg = tiny_cfg(batch_size=16)
+    per_rank = []
+    for rank in (0, 1):
+        stream = iter(S2WindowStream(store_path, cfg, rank=rank, world_size=2))
+        per_rank.append({int(r) for _ in range(30) for r in next(stream)["row"]})
+    assert per_rank[0] and per_rank[1] and not per_rank[0] & per_rank[1]
+
+    cfg = tiny_cfg(num_workers=2)
+    fresh = iter(make_loader(store_path, cfg))
+    first = [next(fresh) for _ in range(7)]
+    resumed = iter(make_loader(store_path, cfg, start_batch=4))
+    for expected in first[4:]:
+        got = next(resumed)
+        assert torch.equal(got["row"], expected["row"])
+        assert torch.equal(got["series"], expected["series"])
+
+
+def test_use_inputs_adds_input_windows_without_symbol(store_path):
+    batch = next(iter(S2WindowStream(store_path, tiny_cfg(use_inputs=True, batch_size=256))))
+    no_symbol = ~batch["has_symbol"]
+    assert no_symbol.any() and batch["has_symbol"].any()
+    assert (batch["tokens"][no_symbol] == 0).all() and (batch["expr_id"][no_symbol] == -1).all()
+
+
+def test_tiny_run_learns_and_keeps_last_and_best_checkpoints(store_path, tmp_path):
+    cfg = tiny_cfg(steps=400, val_every=200, ckpt_every=200, log_every=1)
+    final = run(cfg, store_path, str(tmp_path), device="cpu", progress=False)
+    lines = read_metrics(tmp_path)
+    train = [m for m in lines if "loss" in m]
+    val = [m for m in lines if "val_loss" in m]
+    assert [m["step"] for m in train] == list(range(1, 401))
+    first = np.mean([m["loss"] for m in train[:40]])
+    last = np.mean([m["loss"] for m in train[-40:]])
+    assert last < first - 0.5, (first, last)
+    for part in ("mts", "mlm", "t2s", "s2t"):
+        assert np.mean([m[part] for m in train[-40:]]) < np.mean([m[part] for m in train[:40]])
+    assert [m["step"] for m in val] == [200, 400]
+    assert final["val_gallery"] == 256
+    chance_top10 = 10 / 256  # 256 held-out candidates
+    assert (final["val_t2s_top10"] + final["val_s2t_top10"]) / 2 > 2.5 * chance_top10, final
+    for name in ("val_mts", "val_mlm", "val_mlm_acc", "val_t2s_top1", "val_s2t_top1"):
+        assert name in final
+    assert (tmp_path / "last.pt").exists() and (tmp_path / "best.pt").exists()
+    last_ckpt = torch.load(tmp_path / "last.pt", weights_only=True)
+    best_ckpt = torch.load(tmp_path / "best.pt", weights_only=True)
+    assert last_ckpt["step"] == 400 and best_ckpt["step"] in (200, 400)
+    assert best_ckpt["best_val_loss"] == min(m["val_loss"] for m in val)
+    assert PretrainConfig.from_dict(last_ckpt["config"]) == cfg
+
+    encoder = load_encoder(tmp_path / "last.pt")
+    series = np.random.default_rng(0).normal(size=(5, 100)).astype(np.float32)
+    emb = encoder.embed(series)
+    assert emb.shape == (5, 32) and np.isfinite(emb).all()
+    weights = last_ckpt["model"]["series.embed.weight"]
+    assert torch.equal(encoder.encoder.embed.weight, weights)
+
+    with pytest.raises(ValueError, match="already holds a run"):
+        run(cfg, store_path, str(tmp_path), device="cpu", progress=False)
+
+
+class Kill(Exception):
+    """Stands for the process being killed mid-run."""
+
+
+def test_resume_after_kill_continues_with_identical_losses(store_path, tmp_path):
+    cfg = tiny_cfg(steps=12, val_every=4, ckpt_every=4, buffer_chunks=1, dropout=0.1)
+    whole = tmp_path / "whole"
+    run(cfg, store_path, str(whole), device="cpu", progress=False)
+
+    def kill_at_step_10(batch, step, model):
+        if step == 9:
+            raise Kill
+        return batch
+
+    broken = tmp_path / "broken"
+    with pytest.raises(Kill):
+        run(cfg, store_path, str(broken), device="cpu", progress=False, batch_hook=kill_at_step_10)
+    assert torch.load(broken / "last.pt", weights_only=True)["step"] == 8
+    assert max(m["step"] for m in read_metrics(broken)) == 9  # logged beyond the checkpoint
+    run(cfg, store_path, str(broken), resume=True, device="cpu", progress=False)
+
+    a, b = read_metrics(whole), read_metrics(broken)
+    assert [m["step"] for m in a] == [m["step"] for m in b]
+    for ma, mb in zip(a, b, strict=True):
+        for key in ("loss", "mts", "mlm", "t2s", "s2t", "val_loss", "val_t2s_top1"):
+            if key in ma:
+                assert mb[key] == pytest.approx(ma[key], abs=1e-6, rel=1e-6), (ma["step"], key)
+
+
+def test_batch_hook_rows_without_symbol_stay_out_of_queue_and_losses(store_path, tmp_path):
+    seen = {}
+
+    def drop_symbols(batch, step, model):
+        batch["has_symbol"] = batch["has_symbol"].clone()
+        batch["has_symbol"][:16] = False  # (their tokens stay; the model must ignore them)
+        seen.setdefault("dropped", set()).update(batch["expr_id"][:16].tolist())
+        seen.setdefault("kept", set()).update(batch["expr_id"][16:].tolist())
+        seen["model"] = model
+        return {**batch, "metrics": {"hook_rows": 16.0}}
+
+    cfg = tiny_cfg(steps=3, val_every=3, ckpt_every=3, queue_size=1000)
+    run(cfg, store_path, str(tmp_path), device="cpu", progress=False, batch_hook=drop_symbols)
+    queued = set(seen["model"].queue_ids.tolist()) - {-1}
+    assert queued == seen["kept"] - seen["dropped"]
+    assert len(queued) > 0
+    assert all(m["hook_rows"] == 16.0 for m in read_metrics(tmp_path) if "loss" in m)
+
+
+def test_errors_name_the_fix(store_path, tmp_path):
+    with pytest.raises(ValueError, match="window=128 exceeds"):
+        run(tiny_cfg(window=128), store_path, str(tmp_path / "a"), device="cpu", progress=False)
+    with pytest.raises(ValueError, match="cannot resume"):
+        cfg = tiny_cfg(steps=1, val_every=1, ckpt_every=1)
+        run(cfg, store_path, str(tmp_path / "b"), device="cpu", progress=False)
+        run(cfg.replace(lr=1e-4), store_path, str(tmp_path / "b"), resume=True, device="cpu")
+
+
+def test_cli_pretrain_then_embed(store_path, tmp_path):
+    out = tmp_path / "run"
+    args = ["--data", store_path, "--out", str(out), "--preset", "ci", "--steps", "2"]
+    args += ["--batch-size", "16", "--window", "64", "--device", "cpu", "--quiet"]
+    result = CliRunner().invoke(pretrain, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "pretrained 2 steps" in result.output and (out / "last.pt").exists()
+    again = CliRunner().invoke(pretrain, args)
+    assert again.exit_code != 0 and "--resume" in again.output
+    resumed = CliRunner().invoke(pretrain, [*args, "--resume"], catch_exceptions=False)
+    assert resumed.exit_code == 0, resumed.output
+
+    series = np.random.default_rng(0).normal(size=(3, 50))
+    np.savetxt(tmp_path / "in.csv", series, delimiter=",")
+    result = CliRunner().invoke(
+        embed,
+        ["--checkpoint", str(out / "last.pt"), "--input", str(tmp_path / "in.csv")]
+        + ["--out", str(tmp_path / "emb.npy"), "--device", "cpu"],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    emb = np.load(tmp_path / "emb.npy")
+    assert emb.shape == (3, 64)
+    np.testing.assert_allclose(emb, load_encoder(out / "last.pt").embed(series), atol=1e-5)
+    bad = CliRunner().invoke(
+        embed,
+        ["--checkpoint", str(out / "last.pt"), "--input", str(tmp_path / "in.csv")]
+        + ["--out", str(tmp_path / "emb.txt")],
+    )
+    assert bad.exit_code != 0 and ".npy or .csv" in bad.output
