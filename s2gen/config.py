@@ -9,6 +9,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from s2gen.checks import check_float, check_int, fail
 from s2gen.symbols.operators import BY_NAME, DEFAULT_WEIGHTS
 
 MAX_INPUT_DIM = 16  # variables x_0..x_15 are in the token vocabulary
@@ -29,26 +30,6 @@ SAMPLER_PRESETS = {
 }
 
 
-def _fail(name: str, value: Any, fix: str) -> None:
-    raise ValueError(f"{name}={value!r} is invalid: {fix}")
-
-
-def _check_int_range(name: str, value: Any, low: int, high: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        _fail(name, value, "it must be an integer")
-    if value < low or (high is not None and value > high):
-        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-        _fail(name, value, f"it must be {bound}")
-
-
-def _check_float_range(name: str, value: Any, low: float, high: float | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        _fail(name, value, "it must be a number")
-    if not (value >= low and (high is None or value <= high)):
-        bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
-        _fail(name, value, f"it must be {bound}")
-
-
 def _expression_inputs(expressions: tuple[str, ...]) -> int:
     """Input channels the given expressions need; a bad one is named."""
     from s2gen.symbols.parse import program_of, variables_of
@@ -58,7 +39,7 @@ def _expression_inputs(expressions: tuple[str, ...]) -> int:
         try:
             needed = max(needed, variables_of(*program_of(text)))
         except ValueError as exc:
-            _fail(f"expressions[{i}]", text, str(exc))
+            fail(f"expressions[{i}]", text, str(exc))
     return needed
 
 
@@ -146,47 +127,47 @@ class GenerateConfig:
     expressions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        _check_int_range("length", self.length, 2, 1 << 20)
-        _check_int_range("min_input_dim", self.min_input_dim, 1, MAX_INPUT_DIM)
-        _check_int_range("max_input_dim", self.max_input_dim, 1, MAX_INPUT_DIM)
+        check_int("length", self.length, 2, 1 << 20)
+        check_int("min_input_dim", self.min_input_dim, 1, MAX_INPUT_DIM)
+        check_int("max_input_dim", self.max_input_dim, 1, MAX_INPUT_DIM)
         if self.min_input_dim > self.max_input_dim:
-            _fail(
+            fail(
                 "min_input_dim",
                 self.min_input_dim,
                 f"it must not exceed max_input_dim={self.max_input_dim}",
             )
-        _check_int_range("min_output_dim", self.min_output_dim, 1, MAX_OUTPUT_DIM)
-        _check_int_range("max_output_dim", self.max_output_dim, 1, MAX_OUTPUT_DIM)
+        check_int("min_output_dim", self.min_output_dim, 1, MAX_OUTPUT_DIM)
+        check_int("max_output_dim", self.max_output_dim, 1, MAX_OUTPUT_DIM)
         if self.min_output_dim > self.max_output_dim:
-            _fail(
+            fail(
                 "min_output_dim",
                 self.min_output_dim,
                 f"it must not exceed max_output_dim={self.max_output_dim}",
             )
-        _check_int_range("seed", self.seed, 0, (1 << 64) - 1)
+        check_int("seed", self.seed, 0, (1 << 64) - 1)
         if self.dtype not in DTYPES:
-            _fail("dtype", self.dtype, f"choose one of {', '.join(DTYPES)}")
-        _check_float_range("mixture_prob", self.mixture_prob, 0.0, 1.0)
-        _check_int_range("mixture_max_components", self.mixture_max_components, 1, 64)
+            fail("dtype", self.dtype, f"choose one of {', '.join(DTYPES)}")
+        check_float("mixture_prob", self.mixture_prob, 0.0, 1.0)
+        check_int("mixture_max_components", self.mixture_max_components, 1, 64)
         if self.mixture_mode not in MIXTURE_MODES:
-            _fail("mixture_mode", self.mixture_mode, f"choose one of {', '.join(MIXTURE_MODES)}")
-        _check_int_range("arma_max_p", self.arma_max_p, 1, 10)
-        _check_int_range("arma_max_q", self.arma_max_q, 1, 10)
-        _check_int_range("arma_burn_in", self.arma_burn_in, 0, 1 << 20)
+            fail("mixture_mode", self.mixture_mode, f"choose one of {', '.join(MIXTURE_MODES)}")
+        check_int("arma_max_p", self.arma_max_p, 1, 10)
+        check_int("arma_max_q", self.arma_max_q, 1, 10)
+        check_int("arma_burn_in", self.arma_burn_in, 0, 1 << 20)
         self._check_sampler_weights()
-        _check_int_range("kernel_synth_max_kernels", self.kernel_synth_max_kernels, 1, 16)
-        _check_float_range("trend_season_noise_max", self.trend_season_noise_max, 0.0, 1.0)
-        _check_float_range("imf_noise_level", self.imf_noise_level, 0.0, 10.0)
-        _check_float_range("input_scale_max", self.input_scale_max, 0.0, 1e6)
-        _check_int_range("binary_ops_offset", self.binary_ops_offset, 0, 16)
-        _check_int_range("max_unary_ops", self.max_unary_ops, 0, 16)
-        _check_float_range("const_leaf_prob", self.const_leaf_prob, 0.0, 1.0)
+        check_int("kernel_synth_max_kernels", self.kernel_synth_max_kernels, 1, 16)
+        check_float("trend_season_noise_max", self.trend_season_noise_max, 0.0, 1.0)
+        check_float("imf_noise_level", self.imf_noise_level, 0.0, 10.0)
+        check_float("input_scale_max", self.input_scale_max, 0.0, 1e6)
+        check_int("binary_ops_offset", self.binary_ops_offset, 0, 16)
+        check_int("max_unary_ops", self.max_unary_ops, 0, 16)
+        check_float("const_leaf_prob", self.const_leaf_prob, 0.0, 1.0)
         self._check_operator_weights()
-        _check_float_range("max_abs_output", self.max_abs_output, 1e-6, 6e4)
-        _check_float_range("min_relative_std", self.min_relative_std, 0.0, 1.0)
-        _check_float_range("max_trig_argument", self.max_trig_argument, 1.0, 1e15)
-        _check_int_range("excitation_retries", self.excitation_retries, 1, 1000)
-        _check_int_range("max_expression_draws", self.max_expression_draws, 1, 10**6)
+        check_float("max_abs_output", self.max_abs_output, 1e-6, 6e4)
+        check_float("min_relative_std", self.min_relative_std, 0.0, 1.0)
+        check_float("max_trig_argument", self.max_trig_argument, 1.0, 1e15)
+        check_int("excitation_retries", self.excitation_retries, 1, 1000)
+        check_int("max_expression_draws", self.max_expression_draws, 1, 10**6)
         if self.expressions:
             self._check_expressions()
 
@@ -194,13 +175,13 @@ class GenerateConfig:
         needed = _expression_inputs(self.expressions)
         n = len(self.expressions)
         if not self.min_output_dim == self.max_output_dim == n:
-            _fail(
+            fail(
                 "max_output_dim",
                 (self.min_output_dim, self.max_output_dim),
                 f"with {n} given expression(s) set min_output_dim = max_output_dim = {n}",
             )
         if self.min_input_dim < needed:
-            _fail(
+            fail(
                 "min_input_dim",
                 self.min_input_dim,
                 f"the expressions use x_0..x_{needed - 1}: set min_input_dim >= {needed}",
@@ -210,34 +191,32 @@ class GenerateConfig:
         weights = dict(self.sampler_weights)
         unknown = sorted(set(weights) - set(SAMPLERS))
         if unknown:
-            _fail(
-                "sampler_weights", unknown, f"unknown sampler(s); known are {', '.join(SAMPLERS)}"
-            )
+            fail("sampler_weights", unknown, f"unknown sampler(s); known are {', '.join(SAMPLERS)}")
         for name, w in weights.items():
-            _check_float_range(f"sampler_weights[{name}]", w, 0.0, 1e6)
+            check_float(f"sampler_weights[{name}]", w, 0.0, 1e6)
         if weights and sum(weights.values()) <= 0:
-            _fail("sampler_weights", weights, "give at least one sampler a weight > 0")
+            fail("sampler_weights", weights, "give at least one sampler a weight > 0")
 
     def _check_operator_weights(self) -> None:
         weights = dict(self.operator_weights)
         unknown = sorted(set(weights) - set(BY_NAME))
         if unknown:
-            _fail(
+            fail(
                 "operator_weights",
                 unknown,
                 f"unknown operator(s); known are {', '.join(BY_NAME)}",
             )
         missing = sorted(set(BY_NAME) - set(weights))
         if missing:
-            _fail("operator_weights", missing, "every operator needs a weight (0 disables it)")
+            fail("operator_weights", missing, "every operator needs a weight (0 disables it)")
         for name, w in weights.items():
-            _check_float_range(f"operator_weights[{name}]", w, 0.0, 1e6)
+            check_float(f"operator_weights[{name}]", w, 0.0, 1e6)
         binary_total = sum(w for n, w in weights.items() if BY_NAME[n].arity == 2)
         if binary_total <= 0:
-            _fail("operator_weights", weights, "at least one binary operator needs weight > 0")
+            fail("operator_weights", weights, "at least one binary operator needs weight > 0")
         unary_total = sum(w for n, w in weights.items() if BY_NAME[n].arity == 1)
         if unary_total <= 0 and self.max_unary_ops > 0:
-            _fail(
+            fail(
                 "operator_weights",
                 weights,
                 "give a unary operator weight > 0, or set max_unary_ops=0",
@@ -263,7 +242,7 @@ class GenerateConfig:
         expressions = tuple(str(e) for e in expressions)
         n = len(expressions)
         if not n:
-            _fail("expressions", expressions, "give at least one expression")
+            fail("expressions", expressions, "give at least one expression")
         settings.setdefault("min_output_dim", n)
         settings.setdefault("max_output_dim", n)
         needed = _expression_inputs(expressions)
@@ -301,7 +280,7 @@ class GenerateConfig:
             given = dict(given.items() if isinstance(given, dict) else given)
             unknown_ops = sorted(set(given) - set(BY_NAME))
             if unknown_ops:
-                _fail(
+                fail(
                     "operator_weights",
                     unknown_ops,
                     f"unknown operator(s); known are {', '.join(BY_NAME)}",
@@ -340,16 +319,16 @@ class StoreConfig:
     compressor: str = "lz4"
 
     def __post_init__(self) -> None:
-        _check_int_range("chunk_rows", self.chunk_rows, 1, 1 << 24)
-        _check_int_range("shard_rows", self.shard_rows, 1, 1 << 26)
+        check_int("chunk_rows", self.chunk_rows, 1, 1 << 24)
+        check_int("shard_rows", self.shard_rows, 1, 1 << 26)
         if self.shard_rows % self.chunk_rows:
-            _fail(
+            fail(
                 "shard_rows",
                 self.shard_rows,
                 f"it must be a multiple of chunk_rows={self.chunk_rows}",
             )
         if self.compressor not in COMPRESSORS:
-            _fail("compressor", self.compressor, f"choose one of {', '.join(COMPRESSORS)}")
+            fail("compressor", self.compressor, f"choose one of {', '.join(COMPRESSORS)}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

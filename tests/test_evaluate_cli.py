@@ -80,11 +80,11 @@ def test_evaluate_classification_checkpoint_random_init_and_baselines(checkpoint
     records = document["records"]
     keys = {(r["model"], r["dataset"], r["seed"]) for r in records}
     assert len(records) == len(keys) == 2 * 2 + 2 * 1 + 2 * 2
-    assert ("best", "Ramps", None) in keys and ("random-init", "Wobble", 1) in keys
+    assert ("run/best", "Ramps", None) in keys and ("random-init", "Wobble", 1) in keys
     assert ("1nn-euclidean", "Wobble", None) in keys and ("logreg-raw", "Ramps", None) in keys
     dims = {(r["model"], r["dataset"]): r["info"].get("dim") for r in records}
-    assert dims[("best", "Ramps")] == dims[("random-init", "Ramps")] == 16  # same architecture
-    assert dims[("best", "Wobble")] == 2 * 16  # two channels, concatenated
+    assert dims[("run/best", "Ramps")] == dims[("random-init", "Ramps")] == 16  # same architecture
+    assert dims[("run/best", "Wobble")] == 2 * 16  # two channels, concatenated
     assert all(0.0 <= r["metrics"]["accuracy"] <= 1.0 for r in records)
     table = (out / "results.md").read_text()
     assert table in result.output
@@ -97,7 +97,7 @@ def test_evaluate_probe_uses_the_checkpoint_weights(checkpoint, tmp_path):
     args = ("--task", "classification", "--dataset", RAMPS, "--no-baselines", "--seeds", 1)
     invoke(evaluate, "--checkpoint", checkpoint, *args, "--out", tmp_path / "a")
     same = json.loads((tmp_path / "a" / "results.json").read_text())["records"]
-    assert [r["model"] for r in same] == ["best"]
+    assert [r["model"] for r in same] == ["run/best"]
     zeroed = tmp_path / "zeroed.pt"
     saved = torch.load(checkpoint, weights_only=True)
     saved["model"] = {
@@ -137,7 +137,7 @@ def test_evaluate_forecasting(checkpoint, tmp_path):
     )
     records = json.loads((out / "results.json").read_text())["records"]
     models = sorted({r["model"] for r in records})
-    assert models == ["best", "naive", "random-init", "ridge-raw", "seasonal-naive"]
+    assert models == ["naive", "random-init", "ridge-raw", "run/best", "seasonal-naive"]
     assert len(records) == 3 + 1 + 2
     assert all(set(r["metrics"]) == {"mse", "mae"} for r in records)
     assert all(r["info"]["horizon"] == 6 for r in records)
@@ -224,5 +224,5 @@ def test_finetune_cli_writes_checkpoint_and_results(checkpoint, tmp_path):
 def test_checkpoint_columns_are_named_by_file_and_made_unique():
     from s2gen.evaluate.cli import _checkpoint_names
 
-    assert _checkpoint_names(("a/best.pt", "b/last.pt")) == ["best", "last"]
-    assert _checkpoint_names(("a/best.pt", "b/best.pt")) == ["best#1", "best#2"]
+    assert _checkpoint_names(("a/best.pt", "b/best.pt")) == ["a/best", "b/best"]
+    assert _checkpoint_names(("a/best.pt", "a/best.pt")) == ["a/best#1", "a/best#2"]

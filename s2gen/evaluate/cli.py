@@ -26,8 +26,8 @@ def _embed_fn(encoder, batch_size: int):
 
 
 def _checkpoint_names(checkpoints: tuple[str, ...]) -> list[str]:
-    """Table column names: the file stem, made unique with its position when needed."""
-    stems = [Path(c).stem for c in checkpoints]
+    """Table column names: run directory / file stem ("run/best"), made unique when needed."""
+    stems = [str(Path(Path(c).parent.name, Path(c).stem)) for c in checkpoints]
     return [s if stems.count(s) == 1 else f"{s}#{k + 1}" for k, s in enumerate(stems)]
 
 

@@ -9,29 +9,11 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from s2gen.checks import check_float, check_int, fail
+
 LOSSES = ("mse", "l1")
 SIMILARITIES = ("dot", "cosine")
 SELECTIONS = ("tsis", "random")
-
-
-def _fail(name: str, value: Any, fix: str) -> None:
-    raise ValueError(f"{name}={value!r} is invalid: {fix}")
-
-
-def _check_int(name: str, value: Any, low: int, high: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        _fail(name, value, "it must be an integer")
-    if value < low or (high is not None and value > high):
-        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-        _fail(name, value, f"it must be {bound}")
-
-
-def _check_float(name: str, value: Any, low: float, high: float, open_low: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        _fail(name, value, "it must be a number")
-    ok = (value > low if open_low else value >= low) and value <= high
-    if not ok:
-        _fail(name, value, f"it must be in {'(' if open_low else '['}{low}, {high}]")
 
 
 class _Dict:
@@ -110,36 +92,36 @@ class GeneratorConfig(_Dict):
 
     def __post_init__(self) -> None:
         if len(self.channels) != 3:
-            _fail("channels", self.channels, "give three widths, e.g. (32, 64, 64)")
+            fail("channels", self.channels, "give three widths, e.g. (32, 64, 64)")
         for c in self.channels:
-            _check_int("channels[]", c, 8, 4096)
+            check_int("channels[]", c, 8, 4096)
             if c % 8:
-                _fail("channels", self.channels, "every width must be a multiple of 8")
-        _check_int("embed_dim", self.embed_dim, 8, 4096)
-        _check_int("attention_heads", self.attention_heads, 1, 64)
+                fail("channels", self.channels, "every width must be a multiple of 8")
+        check_int("embed_dim", self.embed_dim, 8, 4096)
+        check_int("attention_heads", self.attention_heads, 1, 64)
         if self.channels[2] % self.attention_heads:
-            _fail("attention_heads", self.attention_heads, "it must divide channels[2]")
-        _check_int("prototypes", self.prototypes, 1, 1024)
-        _check_int("prototype_dim", self.prototype_dim, 1, 4096)
-        _check_int("prompt_channels", self.prompt_channels, 8, 4096)
+            fail("attention_heads", self.attention_heads, "it must divide channels[2]")
+        check_int("prototypes", self.prototypes, 1, 1024)
+        check_int("prototype_dim", self.prototype_dim, 1, 4096)
+        check_int("prompt_channels", self.prompt_channels, 8, 4096)
         if self.prompt_channels % 8:
-            _fail("prompt_channels", self.prompt_channels, "it must be a multiple of 8")
-        _check_int("timesteps", self.timesteps, 2, 100_000)
-        _check_float("beta_start", self.beta_start, 0.0, 0.5, open_low=True)
-        _check_float("beta_end", self.beta_end, self.beta_start, 0.999)
+            fail("prompt_channels", self.prompt_channels, "it must be a multiple of 8")
+        check_int("timesteps", self.timesteps, 2, 100_000)
+        check_float("beta_start", self.beta_start, 0.0, 0.5, open_low=True)
+        check_float("beta_end", self.beta_end, self.beta_start, 0.999)
         if self.loss not in LOSSES:
-            _fail("loss", self.loss, f"choose one of {', '.join(LOSSES)}")
-        _check_float("cond_drop", self.cond_drop, 0.0, 1.0)
-        _check_int("steps", self.steps, 1)
-        _check_int("batch_size", self.batch_size, 1, 1 << 16)
-        _check_float("lr", self.lr, 0.0, 1.0, open_low=True)
-        _check_int("warmup", self.warmup, 0)
-        _check_float("weight_decay", self.weight_decay, 0.0, 10.0)
-        _check_float("ema_decay", self.ema_decay, 0.0, 1.0)
-        _check_float("subset", self.subset, 0.0, 1.0, open_low=True)
-        _check_int("ddim_steps", self.ddim_steps, 1, self.timesteps)
-        _check_float("guidance_scale", self.guidance_scale, 0.0, 100.0)
-        _check_int("seed", self.seed, 0)
+            fail("loss", self.loss, f"choose one of {', '.join(LOSSES)}")
+        check_float("cond_drop", self.cond_drop, 0.0, 1.0)
+        check_int("steps", self.steps, 1)
+        check_int("batch_size", self.batch_size, 1, 1 << 16)
+        check_float("lr", self.lr, 0.0, 1.0, open_low=True)
+        check_int("warmup", self.warmup, 0)
+        check_float("weight_decay", self.weight_decay, 0.0, 10.0)
+        check_float("ema_decay", self.ema_decay, 0.0, 1.0)
+        check_float("subset", self.subset, 0.0, 1.0, open_low=True)
+        check_int("ddim_steps", self.ddim_steps, 1, self.timesteps)
+        check_float("guidance_scale", self.guidance_scale, 0.0, 100.0)
+        check_int("seed", self.seed, 0)
 
 
 @dataclass(frozen=True)
@@ -189,24 +171,24 @@ class OatsConfig(_Dict):
     seed: int = 0
 
     def __post_init__(self) -> None:
-        _check_float("explore_prob", self.explore_prob, 0.0, 1.0)
-        _check_int("max_age", self.max_age, 1)
-        _check_int("after", self.after, 0)
-        _check_float("keep", self.keep, 0.0, 1.0, open_low=True)
+        check_float("explore_prob", self.explore_prob, 0.0, 1.0)
+        check_int("max_age", self.max_age, 1)
+        check_int("after", self.after, 0)
+        check_float("keep", self.keep, 0.0, 1.0, open_low=True)
         if self.similarity not in SIMILARITIES:
-            _fail("similarity", self.similarity, f"choose one of {', '.join(SIMILARITIES)}")
+            fail("similarity", self.similarity, f"choose one of {', '.join(SIMILARITIES)}")
         if self.selection not in SELECTIONS:
-            _fail("selection", self.selection, f"choose one of {', '.join(SELECTIONS)}")
+            fail("selection", self.selection, f"choose one of {', '.join(SELECTIONS)}")
         if not (self.snr_threshold_db == -math.inf or math.isfinite(self.snr_threshold_db)):
-            _fail("snr_threshold_db", self.snr_threshold_db, "give a finite dB value or -inf")
-        _check_int("snr_window", self.snr_window, 2, 1024)
-        _check_int("reference_size", self.reference_size, 1, 1 << 16)
-        _check_float("contrastive_weight", self.contrastive_weight, 0.0, 100.0)
+            fail("snr_threshold_db", self.snr_threshold_db, "give a finite dB value or -inf")
+        check_int("snr_window", self.snr_window, 2, 1024)
+        check_int("reference_size", self.reference_size, 1, 1 << 16)
+        check_float("contrastive_weight", self.contrastive_weight, 0.0, 100.0)
         for prefix in self.param_prefixes:
             if not isinstance(prefix, str) or not prefix:
-                _fail(
+                fail(
                     "param_prefixes", self.param_prefixes, "give non-empty parameter name prefixes"
                 )
-        _check_float("guidance_scale", self.guidance_scale, 0.0, 100.0)
-        _check_int("ddim_steps", self.ddim_steps, 1, 100_000)
-        _check_int("seed", self.seed, 0)
+        check_float("guidance_scale", self.guidance_scale, 0.0, 100.0)
+        check_int("ddim_steps", self.ddim_steps, 1, 100_000)
+        check_int("seed", self.seed, 0)

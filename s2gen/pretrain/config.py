@@ -10,27 +10,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from s2gen.checks import check_float, check_int, fail
+
 PRESET_NAMES = ("ci", "small", "base")
-
-
-def _fail(name: str, value: Any, fix: str) -> None:
-    raise ValueError(f"{name}={value!r} is invalid: {fix}")
-
-
-def _check_int(name: str, value: Any, low: int, high: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        _fail(name, value, "it must be an integer")
-    if value < low or (high is not None and value > high):
-        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-        _fail(name, value, f"it must be {bound}")
-
-
-def _check_float(name: str, value: Any, low: float, high: float | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        _fail(name, value, "it must be a number")
-    if not (value >= low and (high is None or value <= high)):
-        bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
-        _fail(name, value, f"it must be {bound}")
 
 
 @dataclass(frozen=True)
@@ -120,45 +102,45 @@ class PretrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        _check_int("patch", self.patch, 1, 4096)
-        _check_int("window", self.window, self.patch, 1 << 16)
+        check_int("patch", self.patch, 1, 4096)
+        check_int("window", self.window, self.patch, 1 << 16)
         if self.window % self.patch:
-            _fail("window", self.window, f"it must be a multiple of patch={self.patch}")
+            fail("window", self.window, f"it must be a multiple of patch={self.patch}")
         for name in ("d_model", "sym_d_model", "d_ff", "sym_d_ff", "embed_dim"):
-            _check_int(name, getattr(self, name), 1, 1 << 16)
+            check_int(name, getattr(self, name), 1, 1 << 16)
         for name in ("n_layers", "sym_layers"):
-            _check_int(name, getattr(self, name), 1, 128)
+            check_int(name, getattr(self, name), 1, 128)
         for heads, dim in (("n_heads", "d_model"), ("sym_heads", "sym_d_model")):
-            _check_int(heads, getattr(self, heads), 1, 256)
+            check_int(heads, getattr(self, heads), 1, 256)
             if getattr(self, dim) % getattr(self, heads):
-                _fail(heads, getattr(self, heads), f"it must divide {dim}={getattr(self, dim)}")
-        _check_int("max_tokens", self.max_tokens, 1, 4096)
-        _check_float("dropout", self.dropout, 0.0, 0.9)
-        _check_float("series_mask_ratio", self.series_mask_ratio, 0.0, 1.0)
-        _check_float("token_mask_ratio", self.token_mask_ratio, 0.0, 1.0)
-        _check_int("queue_size", self.queue_size, 0, 1 << 24)
-        _check_float("momentum", self.momentum, 0.0, 1.0)
-        _check_float("temp_min", self.temp_min, 1e-4, 10.0)
-        _check_float("temp_max", self.temp_max, self.temp_min, 10.0)
-        _check_float("temp_init", self.temp_init, self.temp_min, self.temp_max)
-        _check_float("alpha", self.alpha, 0.0, 1.0)
-        _check_float("alpha_ramp", self.alpha_ramp, 0.0, 1.0)
+                fail(heads, getattr(self, heads), f"it must divide {dim}={getattr(self, dim)}")
+        check_int("max_tokens", self.max_tokens, 1, 4096)
+        check_float("dropout", self.dropout, 0.0, 0.9)
+        check_float("series_mask_ratio", self.series_mask_ratio, 0.0, 1.0)
+        check_float("token_mask_ratio", self.token_mask_ratio, 0.0, 1.0)
+        check_int("queue_size", self.queue_size, 0, 1 << 24)
+        check_float("momentum", self.momentum, 0.0, 1.0)
+        check_float("temp_min", self.temp_min, 1e-4, 10.0)
+        check_float("temp_max", self.temp_max, self.temp_min, 10.0)
+        check_float("temp_init", self.temp_init, self.temp_min, self.temp_max)
+        check_float("alpha", self.alpha, 0.0, 1.0)
+        check_float("alpha_ramp", self.alpha_ramp, 0.0, 1.0)
         for name in ("w_mts", "w_mlm", "w_itc"):
-            _check_float(name, getattr(self, name), 0.0, 1e6)
-        _check_int("batch_size", self.batch_size, 2, 1 << 20)
-        _check_int("steps", self.steps, 1)
-        _check_float("lr", self.lr, 0.0, 10.0)
-        _check_float("min_lr", self.min_lr, 0.0, self.lr)
-        _check_float("warmup", self.warmup, 0.0, 1.0)
-        _check_float("weight_decay", self.weight_decay, 0.0, 10.0)
-        _check_float("grad_clip", self.grad_clip, 0.0)
-        _check_int("val_permille", self.val_permille, 0, 1000)
-        _check_int("reference_permille", self.reference_permille, 0, 1000 - self.val_permille)
-        _check_int("val_samples", self.val_samples, 0)
+            check_float(name, getattr(self, name), 0.0, 1e6)
+        check_int("batch_size", self.batch_size, 2, 1 << 20)
+        check_int("steps", self.steps, 1)
+        check_float("lr", self.lr, 0.0, 10.0)
+        check_float("min_lr", self.min_lr, 0.0, self.lr)
+        check_float("warmup", self.warmup, 0.0, 1.0)
+        check_float("weight_decay", self.weight_decay, 0.0, 10.0)
+        check_float("grad_clip", self.grad_clip, 0.0)
+        check_int("val_permille", self.val_permille, 0, 1000)
+        check_int("reference_permille", self.reference_permille, 0, 1000 - self.val_permille)
+        check_int("val_samples", self.val_samples, 0)
         for name in ("val_every", "ckpt_every", "log_every", "buffer_chunks"):
-            _check_int(name, getattr(self, name), 1)
-        _check_int("num_workers", self.num_workers, 0, 256)
-        _check_int("seed", self.seed, 0, (1 << 63) - 1)
+            check_int(name, getattr(self, name), 1)
+        check_int("num_workers", self.num_workers, 0, 256)
+        check_int("seed", self.seed, 0, (1 << 63) - 1)
 
     @property
     def n_patches(self) -> int:
