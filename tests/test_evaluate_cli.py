@@ -106,7 +106,7 @@ def test_evaluate_probe_uses_the_checkpoint_weights(checkpoint, tmp_path):
     torch.save(saved, zeroed)
     invoke(evaluate, "--checkpoint", zeroed, *args, "--out", tmp_path / "b")
     flat = json.loads((tmp_path / "b" / "results.json").read_text())["records"]
-    assert flat[0]["model"] == "zeroed"
+    assert flat[0]["model"] == f"{tmp_path.name}/zeroed"
     assert flat[0]["metrics"]["accuracy"] == pytest.approx(0.5)  # constant features: chance
     assert same[0]["metrics"]["accuracy"] > 0.5
 
