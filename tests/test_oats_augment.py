@@ -2,13 +2,12 @@
 
 import numpy as np
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
-
-from s2gen.oats.augment import OatsHook, sample_keys, select_top  # noqa: E402
-from s2gen.oats.config import GeneratorConfig, OatsConfig  # noqa: E402
-from s2gen.oats.generator import train_generator  # noqa: E402
-from tests.test_oats_influence import (  # noqa: E402
+from s2gen.oats.augment import OatsHook, sample_keys, select_top
+from s2gen.oats.config import GeneratorConfig, OatsConfig
+from s2gen.oats.generator import train_generator
+from tests.test_oats_influence import (
     L,
     ToyMasked,
     clean_windows,

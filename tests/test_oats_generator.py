@@ -2,19 +2,17 @@
 
 import numpy as np
 import pytest
+import torch
+from click.testing import CliRunner
 
-torch = pytest.importorskip("torch")
-
-from click.testing import CliRunner  # noqa: E402
-
-from s2gen import store as s2store  # noqa: E402
-from s2gen.cli import main  # noqa: E402
-from s2gen.oats.cli import oats  # noqa: E402
-from s2gen.oats.config import GeneratorConfig  # noqa: E402
-from s2gen.oats.diffusion import Schedule, ddim_timesteps, q_sample  # noqa: E402
-from s2gen.oats.generator import Generator, train_generator, unzscore, zscore  # noqa: E402
-from s2gen.oats.metrics import feature_mmd  # noqa: E402
-from s2gen.oats.unet import GuidedDenoiser  # noqa: E402
+from s2gen import store as s2store
+from s2gen.cli import main
+from s2gen.oats.cli import oats
+from s2gen.oats.config import GeneratorConfig
+from s2gen.oats.diffusion import Schedule, ddim_timesteps, q_sample
+from s2gen.oats.generator import Generator, train_generator, unzscore, zscore
+from s2gen.oats.metrics import feature_mmd
+from s2gen.oats.unet import GuidedDenoiser
 
 L = 64
 TINY = dict(channels=(16, 32, 32), embed_dim=64, prototype_dim=32, prompt_channels=16)

@@ -2,14 +2,12 @@
 
 import numpy as np
 import pytest
+import torch
+from torch import nn
+from torch.func import functional_call
 
-torch = pytest.importorskip("torch")
-
-from torch import nn  # noqa: E402
-from torch.func import functional_call  # noqa: E402
-
-from s2gen.oats.cache import ScoreCache  # noqa: E402
-from s2gen.oats.influence import (  # noqa: E402
+from s2gen.oats.cache import ScoreCache
+from s2gen.oats.influence import (
     per_sample_gradients,
     reference_gradient,
     scored_parameters,

@@ -4,20 +4,18 @@ import json
 
 import numpy as np
 import pytest
+import torch
+from click.testing import CliRunner
 
-torch = pytest.importorskip("torch")
-
-from click.testing import CliRunner  # noqa: E402
-
-from s2gen import store as s2store  # noqa: E402
-from s2gen.cli import main  # noqa: E402
-from s2gen.oats.config import GeneratorConfig  # noqa: E402
-from s2gen.oats.data import store_subset  # noqa: E402
-from s2gen.oats.generator import train_generator  # noqa: E402
-from s2gen.oats.wiring import oats_hook_from_options, reference_batch  # noqa: E402
-from s2gen.pretrain.config import PretrainConfig  # noqa: E402
-from s2gen.pretrain.data import held_out_set  # noqa: E402
-from s2gen.pretrain.train import run  # noqa: E402
+from s2gen import store as s2store
+from s2gen.cli import main
+from s2gen.oats.config import GeneratorConfig
+from s2gen.oats.data import store_subset
+from s2gen.oats.generator import train_generator
+from s2gen.oats.wiring import oats_hook_from_options, reference_batch
+from s2gen.pretrain.config import PretrainConfig
+from s2gen.pretrain.data import held_out_set
+from s2gen.pretrain.train import run
 
 STEPS = 40
 TINY = dict(channels=(16, 32, 32), embed_dim=64, prototype_dim=32, prompt_channels=16)
@@ -122,3 +120,50 @@ def test_contrastive_term_per_sample_gradients_equal_looped_autograd(setup):
     out = hook({**rows, "channel": torch.zeros(6, dtype=torch.int64)}, 10**6, model)
     assert out["series"].shape == rows["series"].shape
     assert all(np.isfinite(v) for v in out["metrics"].values())
+
+
+class Kill(Exception):
+    pass
+
+
+class KillAt:
+    """Wraps a hook: raises Kill at one step, like a killed process; keeps the hook's state API."""
+
+    def __init__(self, hook, step: int) -> None:
+        self.hook, self.step = hook, step
+
+    def __call__(self, batch, step, model):
+        if step == self.step:
+            raise Kill
+        return self.hook(batch, step, model)
+
+    def state_dict(self):
+        return self.hook.state_dict()
+
+    def load_state_dict(self, state):
+        self.hook.load_state_dict(state)
+
+
+def test_oats_resume_after_kill_continues_with_identical_losses(setup):
+    tmp, store, gen, cfg = setup
+    cfg = cfg.replace(steps=16, val_every=8, ckpt_every=8)
+
+    def hook():
+        return oats_hook_from_options(cfg, str(store), str(gen), explore_prob=0.5, after=2)
+
+    run(cfg, str(store), str(tmp / "whole"), device="cpu", progress=False, batch_hook=hook())
+    broken = tmp / "broken"
+    with pytest.raises(Kill):
+        killed = KillAt(hook(), 12)
+        run(cfg, str(store), str(broken), device="cpu", progress=False, batch_hook=killed)
+    assert torch.load(broken / "last.pt", weights_only=True)["step"] == 8
+    resumed = hook()  # a fresh process: its cache and random state come from last.pt
+    run(cfg, str(store), str(broken), resume=True, device="cpu", progress=False, batch_hook=resumed)
+    assert resumed.cache.steps == 16 - 2
+    read = lambda d: [json.loads(x) for x in (d / "metrics.jsonl").read_text().splitlines()]  # noqa: E731
+    a, b = read(tmp / "whole"), read(broken)
+    assert [m["step"] for m in a] == [m["step"] for m in b]
+    for ma, mb in zip(a, b, strict=True):
+        for key in ("loss", "mts", "t2s", "oats_explore", "oats_scored_share", "val_loss"):
+            if key in ma:
+                assert mb[key] == pytest.approx(ma[key], abs=1e-6, rel=1e-6), (ma["step"], key)

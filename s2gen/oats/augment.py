@@ -124,6 +124,15 @@ class OatsHook:
         self._names: list[str] | None = None
         self._ref_grad: tuple[int, torch.Tensor] | None = None
 
+    def state_dict(self) -> dict:
+        """The score cache and the random state: saved in checkpoints, so a resume is exact."""
+        return {"cache": self.cache.state_dict(), "rng": self._rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what ``state_dict`` returned."""
+        self.cache.load_state_dict(state["cache"])
+        self._rng.bit_generator.state = state["rng"]
+
     def _samples(self, model: nn.Module, rows: dict, mask: torch.Tensor) -> dict:
         """The per-sample inputs of ``sample_loss`` for batch ``rows``."""
         sample = {"series": rows["series"], "mask": mask}

@@ -50,6 +50,22 @@ class ScoreCache:
     def __len__(self) -> int:
         return len(self._score)
 
+    def state_dict(self) -> dict:
+        """Everything a resumed run needs to continue exactly (plain Python types)."""
+        return {
+            "rng": self._rng.bit_generator.state,
+            "score": dict(self._score),
+            "step": dict(self._step),
+            "counts": [self.steps, self.explore_steps, self.scored],
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what ``state_dict`` returned."""
+        self._rng.bit_generator.state = state["rng"]
+        self._score = {int(k): float(v) for k, v in state["score"].items()}
+        self._step = {int(k): int(v) for k, v in state["step"].items()}
+        self.steps, self.explore_steps, self.scored = (int(c) for c in state["counts"])
+
     def draw(self) -> bool:
         """This step's one explore/exploit draw: True = explore."""
         explore = bool(self._rng.random() < self.explore_prob)

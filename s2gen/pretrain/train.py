@@ -184,7 +184,9 @@ def run(
     device : "auto", "cpu" or "cuda".
     batch_hook : ``hook(batch, step, model) -> batch`` applied to every training
         batch before the loss; a ``metrics`` dict of floats in the returned
-        batch is logged with the step.
+        batch is logged with the step. A hook with ``state_dict()`` /
+        ``load_state_dict()`` has its state saved in checkpoints and restored
+        on resume.
     progress : show a tqdm bar (rank 0).
 
     Returns
@@ -225,6 +227,8 @@ def _run(cfg, store_path, out, resume, dev, rank, world, batch_hook, progress):
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step, best = int(state["step"]), float(state["best_val_loss"])
+        if "hook" in state and hasattr(batch_hook, "load_state_dict"):
+            batch_hook.load_state_dict(state["hook"])
         log.info("resuming %s at step %d", out, step)
 
     objective: nn.Module = Objective(model)
@@ -303,6 +307,8 @@ def _run(cfg, store_path, out, resume, dev, rank, world, batch_hook, progress):
                     "best_val_loss": best,
                     "rng": checkpoint.rng_state(generator),
                 }
+                if hasattr(batch_hook, "state_dict"):  # e.g. the OATS score cache
+                    ckpt["hook"] = batch_hook.state_dict()
                 if improved:
                     checkpoint.save(out / checkpoint.BEST, ckpt)
                 if step % cfg.ckpt_every == 0 or step == cfg.steps:
