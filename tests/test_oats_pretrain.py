@@ -167,3 +167,18 @@ def test_oats_resume_after_kill_continues_with_identical_losses(setup):
         for key in ("loss", "mts", "t2s", "oats_explore", "oats_scored_share", "val_loss"):
             if key in ma:
                 assert mb[key] == pytest.approx(ma[key], abs=1e-6, rel=1e-6), (ma["step"], key)
+
+
+def test_pretrain_cli_takes_the_oats_options(setup, tmp_path):
+    _, store, gen, _ = setup
+    args = ["pretrain", "--data", str(store), "--preset", "ci", "--steps", "4", "--quiet"]
+    args += ["--batch-size", "16", "--workers", "0", "--oats", str(gen), "--oats-after", "1"]
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    logged = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert any("oats_generated_share" in m for m in logged if m["step"] > 1)
+    plain = ["pretrain", "--data", str(store), "--out", str(tmp_path / "x")]
+    refused = CliRunner().invoke(main, [*plain, "--oats-ref", "r.npy"])
+    assert refused.exit_code == 2 and "--oats-ref needs --oats" in refused.output
+    missing = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "y"), "--oats", "no.pt"])
+    assert missing.exit_code == 1 and "no.pt" in missing.output
