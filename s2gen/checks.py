@@ -1,5 +1,6 @@
 """Field checks shared by the frozen config dataclasses: errors name the field and the fix."""
 
+import dataclasses
 from typing import Any
 
 
@@ -27,3 +28,14 @@ def check_float(
     if not (above and (high is None or value <= high)):
         upper = f"{high}]" if high is not None else "inf)"
         fail(name, value, f"it must be in {'(' if open_low else '['}{low}, {upper}")
+
+
+def check_known(cls: type, data: Any, what: str = "") -> None:
+    """Every key of ``data`` must be a field of the dataclass ``cls``; the error lists them."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        kind = f"{what} " if what else ""
+        raise ValueError(
+            f"unknown {kind}setting(s) {unknown}; known are {', '.join(sorted(known))}"
+        )

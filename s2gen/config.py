@@ -9,7 +9,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from s2gen.checks import check_float, check_int, fail
+from s2gen.checks import check_float, check_int, check_known, fail
 from s2gen.symbols.operators import BY_NAME, DEFAULT_WEIGHTS
 
 MAX_INPUT_DIM = 16  # variables x_0..x_15 are in the token vocabulary
@@ -268,12 +268,7 @@ class GenerateConfig:
         ``operator_weights`` may be partial: operators it omits keep their
         registry default.
         """
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown generation setting(s) {unknown}; known are {', '.join(sorted(known))}"
-            )
+        check_known(cls, data, "generation")
         data = dict(data)
         if "operator_weights" in data:
             given = data["operator_weights"]
@@ -335,10 +330,7 @@ class StoreConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "StoreConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown store setting(s) {unknown}; known are {sorted(known)}")
+        check_known(cls, data, "store")
         return cls(**data)
 
 

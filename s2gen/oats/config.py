@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from s2gen.checks import check_float, check_int, fail
+from s2gen.checks import check_float, check_int, check_known, fail
 
 LOSSES = ("mse", "l1")
 SIMILARITIES = ("dot", "cosine")
@@ -26,12 +26,7 @@ class _Dict:
     @classmethod
     def from_dict(cls, data: dict[str, Any]):
         """Inverse of ``to_dict``; unknown keys are an error naming them."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown {cls.__name__} setting(s) {unknown}; known are {sorted(known)}"
-            )
+        check_known(cls, data, cls.__name__)
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
         return cls(**values)
 

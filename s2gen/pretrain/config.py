@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from s2gen.checks import check_float, check_int, fail
+from s2gen.checks import check_float, check_int, check_known, fail
 
 PRESET_NAMES = ("ci", "small", "base")
 
@@ -157,10 +157,7 @@ class PretrainConfig:
         """
         if name not in PRESETS:
             raise ValueError(f"preset={name!r} is unknown; choose one of {', '.join(PRESETS)}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise ValueError(f"unknown setting(s) {unknown}; known are {', '.join(sorted(known))}")
+        check_known(cls, overrides)
         return cls(**{**PRESETS[name], **overrides})
 
     def replace(self, **changes: Any) -> "PretrainConfig":
@@ -174,10 +171,7 @@ class PretrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "PretrainConfig":
         """Inverse of ``to_dict``; unknown keys are an error naming them."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown pretraining setting(s) {unknown} in the checkpoint config")
+        check_known(cls, data, "pretraining")
         return cls(**data)
 
 
