@@ -17,12 +17,11 @@ from dataclasses import dataclass, field
 
 from s2gen import store
 from s2gen.config import GenerateConfig, StoreConfig, config_differences
+from s2gen.file_writer import wait_for_write_back
 from s2gen.generators.pairs import generate_batch, token_length
 from s2gen.kernels.pairs import STAT_NAMES
 from s2gen.kernels.seeds import row_seeds
 from s2gen.threads import one_numba_thread, pin_threads
-
-MAX_ROWS_PER_BATCH = 4096  # rows generated at a time inside a shard task
 
 
 class DiskFullError(OSError):
@@ -85,12 +84,7 @@ def run_shard(
         pin_threads()
     config = GenerateConfig.from_dict(config_dict)
     start, stop = store.shard_rows_range(k, n, shard_rows)
-    seeds = row_seeds(config.seed, start, stop)
-    parts = [
-        generate_batch(config, seeds[a : a + MAX_ROWS_PER_BATCH])
-        for a in range(0, len(seeds), MAX_ROWS_PER_BATCH)
-    ]
-    batch = parts[0] if len(parts) == 1 else _concat(parts)
+    batch = generate_batch(config, row_seeds(config.seed, start, stop))
     stats = batch.stat_totals()
     store.write_shard(path, k, batch, token_length(config), stats)
     return k, stop - start, stats
@@ -105,16 +99,6 @@ def warm_up(config: GenerateConfig) -> None:
     batch = generate_batch(config, row_seeds(config.seed, 0, 1))
     batch.expressions()
     batch.tokens(token_length(config))
-
-
-def _concat(parts):
-    import numpy as np
-
-    from s2gen.generators.pairs import Batch
-
-    return Batch(
-        *(np.concatenate([getattr(p, f) for p in parts]) for f in Batch.__dataclass_fields__)
-    )
 
 
 def _total_stats(records: dict[int, dict[str, int]]) -> dict[str, int]:
@@ -300,6 +284,7 @@ def generate_store(
             executor.shutdown()
         if client is not None:
             client.close()
+    wait_for_write_back()  # shards written in this process
     records = store.shard_records(path)
     totals = _total_stats(records)
     store.update_header(path, rows_written=n, acceptance=totals)

@@ -6,10 +6,10 @@ chunking and attribute keys, the shard writer and the read-only view.
 Layout: every array is chunked along rows with the same ``chunk_rows`` and
 sharded with the same ``shard_rows``, so shard k holds rows
 ``[k * shard_rows, (k + 1) * shard_rows)`` of every array. A worker owns whole
-shards and writes each array's shard in one assignment (one atomic object
-write), then commits the shard by writing a small JSON record under
-``_s2gen/``. A shard without its record is absent: a resume regenerates it, and
-the rows are byte-identical because a pair depends only on (config, its seed).
+shards and writes each array's shard as one atomic object write, then commits
+the shard by writing its row of ``_s2gen/shards``. A shard without its commit
+is absent: a resume regenerates it, and the rows are byte-identical because a
+pair depends only on (config, its seed).
 """
 
 import os
@@ -21,13 +21,16 @@ from typing import Any
 import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, ZstdCodec
+from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 
 from s2gen import __version__
 from s2gen.config import GenerateConfig, StoreConfig
+from s2gen.file_writer import wait_for_write_back, write_atomically
 from s2gen.generators.pairs import Batch, program_length, sampler_weights, token_length
 from s2gen.kernels.excitation import SAMPLER_CODES
 from s2gen.kernels.pairs import STAT_NAMES
+from s2gen.shard_encoding import shard_encoder
 from s2gen.symbols.operators import OPERATORS
 from s2gen.symbols.vocabulary import vocabulary
 
@@ -213,10 +216,14 @@ def shard_rows_range(k: int, n: int, shard_rows: int) -> tuple[int, int]:
 def write_shard(path: str, k: int, batch: Batch, tokens_len: int, stats: dict) -> None:
     """Write shard k from ``batch`` (its rows, in order) and commit it.
 
-    Each array's shard is one assignment (one object write); the shard's row
-    of ``_s2gen/shards`` (its acceptance counters) is written last and marks
-    the shard complete.
+    Each array's shard is one object write. A whole shard is encoded in one
+    pass by ``s2gen.shard_encoding`` (the bytes zarr would write, without its
+    per-chunk async pipeline) and, in a local store, written by
+    ``s2gen.file_writer``; the last, short shard of a store goes through
+    zarr, which pads it. The shard's row of ``_s2gen/shards`` (its acceptance
+    counters) is written last and marks the shard complete.
     """
+    wait_for_write_back()  # the previous shard's, so at most one shard is in flight
     group = zarr.open_group(path, mode="r+")
     n = group["seed"].shape[0]
     start, stop = shard_rows_range(k, n, group["seed"].shards[0])
@@ -232,9 +239,28 @@ def write_shard(path: str, k: int, batch: Batch, tokens_len: int, stats: dict) -
         "sampler": batch.sampler,
         "seed": batch.seeds,
     }
+    whole = stop - start == group["seed"].shards[0]
     for name in ARRAY_NAMES:
-        group[name][start:stop] = columns[name]
+        array = group[name]
+        encoder = shard_encoder(array.metadata.to_dict()) if whole else None
+        if encoder is None:
+            array[start:stop] = columns[name]
+            continue
+        parts = encoder.encode(np.asarray(columns[name], dtype=array.dtype))
+        key = _shard_key(array, k)
+        if parts is None:  # all fill: no object, as zarr does
+            sync(group.store.delete(key))
+        elif _is_local(path):
+            write_atomically(Path(path, key), parts)
+        else:
+            sync(
+                group.store.set(key, default_buffer_prototype().buffer.from_bytes(b"".join(parts)))
+            )
     group[COMMITS][k] = np.array([stats[name] for name in STAT_NAMES], np.int64)
+
+
+def _shard_key(array, k: int) -> str:
+    return f"{array.basename}/" + array.metadata.encode_chunk_key((k,) + (0,) * (array.ndim - 1))
 
 
 def shard_records(path: str) -> dict[int, dict[str, int]]:
@@ -253,9 +279,7 @@ def drop_shard(path: str, k: int) -> None:
     store = group.store
     group[COMMITS][k] = -1
     for name in ARRAY_NAMES:
-        array = group[name]
-        key = f"{name}/" + array.metadata.encode_chunk_key((k,) + (0,) * (array.ndim - 1))
-        sync(store.delete(key))
+        sync(store.delete(_shard_key(group[name], k)))
 
 
 def missing_shard_objects(path: str, k: int) -> list[str]:
@@ -263,9 +287,7 @@ def missing_shard_objects(path: str, k: int) -> list[str]:
     group = zarr.open_group(path, mode="r")
     missing = []
     for name in ARRAY_NAMES:
-        array = group[name]
-        key = f"{name}/" + array.metadata.encode_chunk_key((k,) + (0,) * (array.ndim - 1))
-        if not sync(group.store.exists(key)):
+        if not sync(group.store.exists(_shard_key(group[name], k))):
             missing.append(name)
     return missing
 

@@ -233,24 +233,42 @@ def test_foreign_data_is_never_touched(tmp_path):
 def test_full_disk_keeps_completed_shards_cleans_the_partial_one_and_resumes(
     reference, tmp_path, monkeypatch
 ):
-    import zarr.storage._local as local
-
     path = tmp_path / "full.zarr"
-    real_put = local._put
+    real_open = Path.open
     calls = {"n": 0}
 
-    def put(p, value, exclusive=False):
-        if "/c/" in str(p) and "/y/" in str(p) and int(Path(p).parts[-3]) == 2:
+    class FullDisk:  # a file whose writes fail once the first bytes are in
+        def __init__(self, file):
+            self.file = file
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.file.close()
+
+        def write(self, data):
+            self.file.write(bytes(memoryview(data)[:10]))
             calls["n"] += 1
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real_put(p, value, exclusive)
 
-    monkeypatch.setattr(local, "_put", put)
+    def open_(p, mode="r", *args, **kwargs):
+        file = real_open(p, mode, *args, **kwargs)
+        if (
+            "w" in mode
+            and p.name.endswith(".partial")
+            and p.parts[-5:-3] == ("y", "c")
+            and p.parts[-3] == "2"
+        ):
+            return FullDisk(file)
+        return file
+
+    monkeypatch.setattr(Path, "open", open_)
     result = run("generate", "--n", 300, "--out", path, *TINY, *MULTI, "--workers", 1, expect=1)
     assert calls["n"] == 1 and "disk full" in result.output and "re-run" in result.output
     assert sorted(s2store.shard_records(str(path))) == [0, 1]
-    assert not list(path.rglob("*.partial"))
-    monkeypatch.setattr(local, "_put", real_put)
+    assert not list(path.rglob("*.partial")) and not (path / "y" / "c" / "2" / "0" / "0").exists()
+    monkeypatch.setattr(Path, "open", real_open)
     generate(path, 300, *MULTI)
     assert_same_store(reference, path)
 
