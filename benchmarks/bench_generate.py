@@ -172,19 +172,8 @@ def run_generate(n: str, out: Path, workers: int) -> dict:
     """One ``s2gen generate --n N`` subprocess: wall time, peak RSS of its tree, its summary."""
     if out.exists():
         shutil.rmtree(out)
-    cmd = [
-        sys.executable,
-        "-m",
-        "s2gen",
-        "generate",
-        "--n",
-        n,
-        "--out",
-        str(out),
-        "--workers",
-        str(workers),
-        "--quiet",
-    ]
+    cmd = [sys.executable, "-m", "s2gen", "generate", "--n", n, "--out", str(out)]
+    cmd += ["--workers", str(workers), "--quiet"]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = 0
