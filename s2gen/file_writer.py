@@ -27,14 +27,18 @@ def write_atomically(target: Path, parts: list) -> None:
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f"{target.name}.{uuid.uuid4().hex}.partial")
+    fd = None  # kept open for the write-back
     try:
         with partial.open("wb") as f:
             for part in parts:
                 f.write(part)
             f.flush()
-            fd = os.dup(f.fileno()) if hasattr(os, "posix_fadvise") else None
+            if hasattr(os, "posix_fadvise"):
+                fd = os.dup(f.fileno())
         os.replace(partial, target)
     except BaseException:
+        if fd is not None:
+            os.close(fd)
         partial.unlink(missing_ok=True)
         raise
     if fd is not None:  # Linux; elsewhere the page cache keeps the pages
@@ -50,6 +54,15 @@ def wait_for_write_back() -> None:
 @cache
 def _background() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="s2gen-write-back")
+
+
+def _forget_parent_threads() -> None:  # a forked child has none of the parent's threads
+    _pending.clear()
+    _background.cache_clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_parent_threads)
 
 
 def _write_back_and_drop(fd: int) -> None:

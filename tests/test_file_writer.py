@@ -2,6 +2,8 @@
 
 import errno
 import os
+import signal
+import time
 
 import numpy as np
 import pytest
@@ -43,3 +45,24 @@ def test_a_write_back_error_is_raised_by_the_next_wait(tmp_path, monkeypatch):
         wait_for_write_back()
     wait_for_write_back()  # reported once
     assert (tmp_path / "0").read_bytes() == b"data"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork")
+def test_a_forked_child_writes_with_its_own_background_thread(tmp_path):
+    write_atomically(tmp_path / "parent", [b"p"])  # the parent's thread exists now
+    wait_for_write_back()
+    pid = os.fork()
+    if pid == 0:  # child: would hang on the parent's thread without the at-fork reset
+        try:
+            write_atomically(tmp_path / "child", [b"c"])
+            wait_for_write_back()
+        finally:
+            os._exit(0 if (tmp_path / "child").read_bytes() == b"c" else 1)
+    deadline = time.monotonic() + 30
+    while (status := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if status[0] == 0:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child's write-back never ran")
+    assert os.waitstatus_to_exitcode(status[1]) == 0
