@@ -273,6 +273,9 @@ def test_full_disk_keeps_completed_shards_cleans_the_partial_one_and_resumes(
     assert_same_store(reference, path)
 
 
+SLOW_N = 60_000  # a run of several seconds, so a kill or Ctrl-C lands mid-run
+
+
 def _start(path, n, *extra):
     cmd = [
         sys.executable,
@@ -310,7 +313,7 @@ def _wait_for_shards(path, count, proc, timeout=120):
 
 @pytest.mark.slow
 def test_kill_dash_9_then_resume_equals_an_uninterrupted_run(tmp_path):
-    n = 20_000
+    n = SLOW_N
     killed = tmp_path / "killed.zarr"
     proc = _start(killed, n, "--workers", "2")
     _wait_for_shards(killed, 3, proc)
@@ -318,30 +321,9 @@ def test_kill_dash_9_then_resume_equals_an_uninterrupted_run(tmp_path):
     proc.wait()
     done = len(s2store.shard_records(str(killed)))
     assert 3 <= done < s2store.shard_count(n, 128), "kill came too late to test anything"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "s2gen",
-            "generate",
-            "--n",
-            str(n),
-            "--out",
-            str(killed),
-            "--length",
-            "64",
-            "--chunk-rows",
-            "64",
-            "--shard-rows",
-            "128",
-            "--quiet",
-            "--workers",
-            "2",
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stderr
+    resumed = _start(killed, n, "--workers", "2")
+    _, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
     assert not list(killed.rglob("*.partial"))
     whole = tmp_path / "whole.zarr"
     run(
@@ -366,7 +348,7 @@ def test_kill_dash_9_then_resume_equals_an_uninterrupted_run(tmp_path):
 @pytest.mark.slow
 def test_ctrl_c_stops_cleanly_and_the_run_resumes(tmp_path):
     path = tmp_path / "int.zarr"
-    proc = _start(path, 20_000, "--workers", "2")
+    proc = _start(path, SLOW_N, "--workers", "2")
     _wait_for_shards(path, 2, proc)
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=60)
@@ -376,7 +358,7 @@ def test_ctrl_c_stops_cleanly_and_the_run_resumes(tmp_path):
     run(
         "generate",
         "--n",
-        20_000,
+        SLOW_N,
         "--out",
         path,
         "--length",
