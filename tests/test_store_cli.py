@@ -296,8 +296,18 @@ def _start(path, n, *extra):
         *extra,
     ]
     return subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=_default_sigint,
     )
+
+
+def _default_sigint():
+    # a shell's background job ignores SIGINT, and its children inherit that
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _wait_for_shards(path, count, proc, timeout=120):
