@@ -148,6 +148,17 @@ def test_every_sampler_family_gives_the_same_store_for_one_and_two_workers(tmp_p
     assert set(codes) == {0, 1, 2, 3, 4, 5}
 
 
+def test_a_store_written_through_fsspec_equals_the_local_one(reference):
+    import fsspec
+
+    url = f"memory://s2gen-tests/{os.getpid()}-{time.time_ns()}.zarr"
+    generate(url, 300, *MULTI)
+    assert_same_store(reference, url)
+    for key, data in shard_files(reference).items():  # same objects, byte for byte
+        with fsspec.open(f"{url}/{key}", "rb") as f:
+            assert f.read() == data, key
+
+
 def test_a_larger_n_extends_a_finished_store(reference, tmp_path):
     path = tmp_path / "grow.zarr"
     generate(path, 100, *MULTI)  # last shard is partial (100 = 64 + 36)
