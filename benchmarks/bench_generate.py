@@ -17,7 +17,7 @@ Modes (run from the repository root with s2gen installed):
         before the first run and after every run; each run is divided by the
         mean of the core rates just before and just after it. Ratios are
         reported from the wall time and from the summary's rate (which
-        leaves out start-up and the kernels' warm-up).
+        leaves out the interpreter's start-up and the kernels' warm-up).
 
   python benchmarks/bench_generate.py core --rounds 3 --seconds 20
   python benchmarks/bench_generate.py e2e --n 2e6 --rounds 5 --seconds 15
@@ -185,7 +185,7 @@ def run_generate(n: str, out: Path, workers: int) -> dict:
     if proc.returncode:
         raise RuntimeError(stderr)
     rows = json.loads((out / "zarr.json").read_text())["attributes"]["s2gen"]["rows"]
-    # the summary's rate leaves out start-up and the kernels' warm-up
+    # the summary's rate leaves out the interpreter's start-up and the kernels' warm-up
     steady = float(re.search(r"([\d,]+) pairs/s\)", stdout).group(1).replace(",", ""))
     return {
         "n": rows,
