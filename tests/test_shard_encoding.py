@@ -62,7 +62,7 @@ def test_fill_only_chunks_and_shards_are_left_out_as_zarr_does(tmp_path, name):
     encoder = shard_encoder(array.metadata.to_dict())
     fill = "" if name == "expr" else 0
     rows = np.full((64,) + array.shape[1:], fill, array.dtype)
-    rows[40:] = "x0" if name == "expr" else 3  # shard 1: first chunk fill, second not
+    rows[48:] = "x0" if name == "expr" else 3  # shard 1: first chunk (rows 32-47) fill, second not
     array[:] = rows
     objects = [
         Path(
