@@ -225,8 +225,9 @@ def write_shard(path: str, k: int, batch: Batch, tokens_len: int, stats: dict) -
     """
     wait_for_write_back()  # the previous shard's, so at most one shard is in flight
     group = zarr.open_group(path, mode="r+")
-    n = group["seed"].shape[0]
-    start, stop = shard_rows_range(k, n, group["seed"].shards[0])
+    arrays = {name: group[name] for name in ARRAY_NAMES}  # each opening reads its metadata
+    shard_rows = arrays["seed"].shards[0]
+    start, stop = shard_rows_range(k, arrays["seed"].shape[0], shard_rows)
     if stop - start != len(batch):
         raise ValueError(f"shard {k} holds {stop - start} rows, the batch has {len(batch)}")
     columns = {
@@ -239,9 +240,8 @@ def write_shard(path: str, k: int, batch: Batch, tokens_len: int, stats: dict) -
         "sampler": batch.sampler,
         "seed": batch.seeds,
     }
-    whole = stop - start == group["seed"].shards[0]
-    for name in ARRAY_NAMES:
-        array = group[name]
+    whole = stop - start == shard_rows
+    for name, array in arrays.items():
         encoder = shard_encoder(array.metadata.to_dict()) if whole else None
         if encoder is None:
             array[start:stop] = columns[name]

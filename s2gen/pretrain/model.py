@@ -310,24 +310,9 @@ class S2Pretrainer(nn.Module):
         cfg = self.cfg
         series, has_symbol, ids = batch["series"], batch["has_symbol"], batch["expr_id"]
         tokens = batch["tokens"].masked_fill(~has_symbol[:, None], self.pad_id)  # no MLM there
-        B = series.shape[0]
-        mask = draw_patch_mask(B, cfg.n_patches, cfg.series_mask_ratio, generator)
-        mask = mask.to(series.device)
-        inputs, labels = draw_token_mask(
-            tokens,
-            cfg.token_mask_ratio,
-            generator,
-            pad_id=self.pad_id,
-            mask_id=self.mask_id,
-            first_regular=self.first_regular,
-            vocab_size=self.vocab_size,
+        patches, h_series, h_symbol, mts, mlm, mlm_acc = self.masked_passes(
+            series, tokens, generator
         )
-
-        patches = series.unflatten(-1, (-1, self.patch))  # (B, P, patch)
-        h_series = self.series(patches, mask)  # (B, P + 1, d)
-        mts = masked_patch_error(self.patch_head(h_series[:, 1:]), patches, mask).mean()
-        h_symbol = self.symbol(inputs)  # (B, T + 1, sd)
-        mlm, mlm_acc = mlm_loss(self.mlm_head(h_symbol[:, 1:], self.symbol.tok.weight), labels)
 
         if cfg.itc_clean:  # ALBEF: contrast clean inputs (two more online passes)
             t = self.series_feature(self.series(patches))  # (B, e)
@@ -354,6 +339,41 @@ class S2Pretrainer(nn.Module):
 
         loss = cfg.w_mts * mts + cfg.w_mlm * mlm + cfg.w_itc * (t2s + s2t) / 2
         return {"loss": loss, "mts": mts, "mlm": mlm, "mlm_acc": mlm_acc, "t2s": t2s, "s2t": s2t}
+
+    def masked_passes(
+        self, series: torch.Tensor, tokens: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, ...]:
+        """The masked-series and masked-token passes of one batch, and their losses.
+
+        Parameters
+        ----------
+        series : (B, window) float32 normalised.
+        tokens : (B, T) int64.
+        generator : CPU generator; the patch mask is drawn first, then the token mask.
+
+        Returns
+        -------
+        patches (B, P, patch), the series encoder's states (B, P + 1, d), the
+        symbol encoder's states (B, T + 1, sd), and the scalars mts, mlm, mlm_acc.
+        """
+        cfg = self.cfg
+        mask = draw_patch_mask(series.shape[0], cfg.n_patches, cfg.series_mask_ratio, generator)
+        mask = mask.to(series.device)  # (B, P)
+        inputs, labels = draw_token_mask(
+            tokens,
+            cfg.token_mask_ratio,
+            generator,
+            pad_id=self.pad_id,
+            mask_id=self.mask_id,
+            first_regular=self.first_regular,
+            vocab_size=self.vocab_size,
+        )
+        patches = series.unflatten(-1, (-1, self.patch))  # (B, P, patch)
+        h_series = self.series(patches, mask)  # (B, P + 1, d)
+        mts = masked_patch_error(self.patch_head(h_series[:, 1:]), patches, mask).mean()
+        h_symbol = self.symbol(inputs)  # (B, T + 1, sd)
+        mlm, mlm_acc = mlm_loss(self.mlm_head(h_symbol[:, 1:], self.symbol.tok.weight), labels)
+        return patches, h_series, h_symbol, mts, mlm, mlm_acc
 
     @torch.no_grad()
     def _enqueue(self, t_m, s_m, ids, has_symbol) -> None:

@@ -8,14 +8,7 @@ from a generator with a fixed seed, so the numbers of two checkpoints compare.
 
 import torch
 
-from s2gen.pretrain.losses import (
-    contrastive_loss,
-    draw_patch_mask,
-    draw_token_mask,
-    key_validity,
-    masked_patch_error,
-    mlm_loss,
-)
+from s2gen.pretrain.losses import contrastive_loss, key_validity
 
 GALLERY = 256  # candidates per retrieval gallery
 _VAL_SEED = 20251008  # fixed mask seed of validation
@@ -68,25 +61,10 @@ def validate(model, batch: dict[str, torch.Tensor], device: torch.device) -> dic
 
 
 def _gallery_metrics(model, part, generator) -> dict[str, float]:
-    cfg = model.cfg
     series, tokens, ids = part["series"], part["tokens"], part["expr_id"]
     has_symbol = part["has_symbol"]
     B = series.shape[0]
-    patches = series.unflatten(-1, (-1, model.patch))  # (B, P, patch)
-    mask = draw_patch_mask(B, cfg.n_patches, cfg.series_mask_ratio, generator).to(series.device)
-    hidden = model.series(patches, mask)  # (B, P + 1, d)
-    mts = masked_patch_error(model.patch_head(hidden[:, 1:]), patches, mask).mean()
-    inputs, labels = draw_token_mask(
-        tokens,
-        cfg.token_mask_ratio,
-        generator,
-        pad_id=model.pad_id,
-        mask_id=model.mask_id,
-        first_regular=model.first_regular,
-        vocab_size=model.vocab_size,
-    )
-    logits = model.mlm_head(model.symbol(inputs)[:, 1:], model.symbol.tok.weight)
-    mlm, mlm_acc = mlm_loss(logits, labels)
+    patches, _, _, mts, mlm, mlm_acc = model.masked_passes(series, tokens, generator)
 
     t = model.series_feature(model.series(patches))  # (B, e), clean input
     s = model.symbol_feature(model.symbol(tokens))  # (B, e)
