@@ -25,9 +25,10 @@ from pathlib import Path
 import torch
 
 from s2gen.pretrain import PretrainConfig
-from s2gen.pretrain.data import make_loader
-from s2gen.pretrain.model import S2Pretrainer
-from s2gen.pretrain.train import Objective, param_groups
+from s2gen.pretrain.data import make_loader, resolve_max_tokens
+from s2gen.pretrain.model import Pretrainer
+from s2gen.pretrain.symbols import pretraining_vocabulary
+from s2gen.pretrain.train import TrainingStep, param_groups
 from s2gen.store import open as open_store
 
 
@@ -39,9 +40,9 @@ def make_store(path: str, n: int) -> None:
 
 
 def preset_for(store_path: str, name: str, **overrides) -> PretrainConfig:
-    length = open_store(store_path).config.length
-    window = min(PretrainConfig.preset(name).window, length // 16 * 16)
-    return PretrainConfig.preset(name, window=window, **overrides)
+    store = open_store(store_path)
+    window = min(PretrainConfig.preset(name).window, store.config.length // 16 * 16)
+    return resolve_max_tokens(store, PretrainConfig.preset(name, window=window, **overrides))[0]
 
 
 def training_rate(store_path: str, name: str, steps: int) -> dict:
@@ -49,8 +50,8 @@ def training_rate(store_path: str, name: str, steps: int) -> dict:
     cfg = preset_for(store_path, name, num_workers=0)
     store = open_store(store_path)
     torch.manual_seed(0)
-    model = S2Pretrainer(cfg, store.vocabulary)
-    objective = Objective(model)
+    model = Pretrainer(cfg, pretraining_vocabulary(store.vocabulary))
+    step = TrainingStep(model)
     optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
     generator = torch.Generator().manual_seed(0)
     batches = iter(make_loader(store_path, cfg))
@@ -59,16 +60,17 @@ def training_rate(store_path: str, name: str, steps: int) -> dict:
     for i, batch in enumerate(data):
         if i == warm:
             start = time.perf_counter()
-        losses = objective(batch, cfg.alpha, generator)
+        losses = step(batch, cfg.alpha, generator)
         optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
-        model.clamp_temp()
+        model.after_step()
     seconds = time.perf_counter() - start
     return {
         "figure": "train_samples_per_s",
         "preset": name,
+        "objective": cfg.objective,
         "window": cfg.window,
         "batch_size": cfg.batch_size,
         "steps": steps,
@@ -130,12 +132,14 @@ def plot(lines: list[dict], path: Path) -> None:
     val = [m for m in lines if "val_loss" in m]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     steps = [m["step"] for m in train]
-    for key in ("loss", "mts", "mlm", "t2s", "s2t"):
-        axes[0].plot(steps, [m[key] for m in train], label=key, lw=0.8)
+    for key in ("loss", "mts", "mlm", "t2s", "s2t", "rec"):
+        if key in train[0]:
+            axes[0].plot(steps, [m[key] for m in train], label=key, lw=0.8)
     axes[0].set(title="training losses", xlabel="step", yscale="log")
     vsteps = [m["step"] for m in val]
-    for key in ("val_loss", "val_mts", "val_mlm", "val_itc"):
-        axes[1].plot(vsteps, [m[key] for m in val], marker="o", label=key)
+    for key in ("val_loss", "val_mts", "val_mlm", "val_itc", "val_inst", "val_rec"):
+        if key in val[0]:
+            axes[1].plot(vsteps, [m[key] for m in val], marker="o", label=key)
     axes[1].set(title="validation losses (held-out rows)", xlabel="step")
     for key in ("val_t2s_top1", "val_t2s_top10", "val_s2t_top1", "val_s2t_top10", "val_mlm_acc"):
         axes[2].plot(vsteps, [m[key] for m in val], marker="o", label=key)

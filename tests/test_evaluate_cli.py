@@ -83,8 +83,8 @@ def test_evaluate_classification_checkpoint_random_init_and_baselines(checkpoint
     assert ("run/best", "Ramps", None) in keys and ("random-init", "Wobble", 1) in keys
     assert ("1nn-euclidean", "Wobble", None) in keys and ("logreg-raw", "Ramps", None) in keys
     dims = {(r["model"], r["dataset"]): r["info"].get("dim") for r in records}
-    assert dims[("run/best", "Ramps")] == dims[("random-init", "Ramps")] == 16  # same architecture
-    assert dims[("run/best", "Wobble")] == 2 * 16  # two channels, concatenated
+    assert dims[("run/best", "Ramps")] == dims[("random-init", "Ramps")] == 32  # [CLS] + mean
+    assert dims[("run/best", "Wobble")] == 2 * 32  # two channels, concatenated
     assert all(0.0 <= r["metrics"]["accuracy"] <= 1.0 for r in records)
     table = (out / "results.md").read_text()
     assert table in result.output

@@ -83,21 +83,26 @@ def test_contrastive_term_per_sample_gradients_equal_looped_autograd(setup):
     from s2gen.oats.augment import sample_keys
     from s2gen.oats.influence import per_sample_gradients, scored_parameters
     from s2gen.oats.wiring import SeriesObjective, contrastive_sample_loss, symbol_keys
-    from s2gen.pretrain.model import S2Pretrainer
+    from s2gen.pretrain.model import Pretrainer
+    from s2gen.pretrain.symbols import pretraining_vocabulary
 
+    cfg = cfg.replace(max_tokens=48)
     torch.manual_seed(0)
-    model = S2Pretrainer(cfg, s2store.open(str(store)).vocabulary).eval()
-    q = model.queue_ids.shape[0]
+    vocabulary = pretraining_vocabulary(s2store.open(str(store)).vocabulary)
+    model = Pretrainer(cfg, vocabulary).eval()
+    s2 = model.objectives["s2"]
+    q = s2.queue_ids.shape[0]
     g = torch.Generator().manual_seed(1)
-    model.queue_symbol.copy_(torch.nn.functional.normalize(torch.randn(q, 32, generator=g), dim=1))
-    model.queue_ids.copy_(torch.arange(q))  # a full queue of other expressions
+    s2.queue_symbol.copy_(torch.nn.functional.normalize(torch.randn(q, 32, generator=g), dim=1))
+    s2.queue_ids.copy_(torch.arange(q))  # a full queue of other expressions
     rows = held_out_set(str(store), cfg, "val", limit=6)
     rows["has_symbol"][0] = False  # an input-channel sample: masked-series loss only
     hook = oats_hook_from_options(cfg, str(store), str(gen), contrastive_weight=0.5)
     mask = hook.make_mask(sample_keys(rows))
     with torch.no_grad():
         sample = {"series": rows["series"], "mask": mask, **symbol_keys(model, rows)}
-    names = scored_parameters(model, ("series.", "patch_head.", "series_proj."))
+    prefixes = ("series.", "objectives.s2.patch_head.", "objectives.s2.series_proj.")
+    names = scored_parameters(model, prefixes)
     fast = per_sample_gradients(model, contrastive_sample_loss(0.5), sample, names)
     plain = per_sample_gradients(model, contrastive_sample_loss(0.0), sample, names)
     params = dict(model.named_parameters())

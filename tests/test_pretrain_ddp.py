@@ -1,14 +1,19 @@
-"""`s2gen.pretrain.run` under DDP: 2 processes with gloo on CPU keep parameters in sync."""
+"""`s2gen.pretrain.run` under DDP: 2 gloo processes on CPU keep parameters in sync, and the
+`torchrun -m s2gen pretrain` command itself trains exactly like an `mp.spawn` run."""
 
+import json
 import os
 import socket
+import subprocess
+import sys
 
 import torch
 import torch.multiprocessing as mp
 
-from tests.test_pretrain_run import make_store, tiny_cfg
+from tests.test_pretrain_run import ROOT, TINY, make_store, tiny_cfg
 
 STEPS = 4
+SETTINGS = dict(steps=STEPS, val_every=STEPS, ckpt_every=STEPS, queue_size=256)
 
 
 def _free_port() -> int:
@@ -36,22 +41,22 @@ def _worker(rank: int, world: int, port: int, store_path: str, out_dir: str) -> 
             seen["init"] = {k: v.detach().clone() for k, v in model.named_parameters()}
         if step == STEPS - 1:  # after STEPS - 1 synchronised updates
             seen["params"] = {k: v.detach().clone() for k, v in model.named_parameters()}
-            seen["queue"] = model.queue_ids.clone()
+            seen["queue"] = model.objectives["s2"].queue_ids.clone()
         return batch
 
-    cfg = tiny_cfg(steps=STEPS, val_every=STEPS, ckpt_every=STEPS, queue_size=256)
-    run(cfg, store_path, out_dir, device="cpu", progress=False, batch_hook=record)
+    run(tiny_cfg(**SETTINGS), store_path, out_dir, device="cpu", progress=False, batch_hook=record)
     torch.save(seen, os.path.join(out_dir, f"rank{rank}.pt"))
 
 
 def test_two_process_gloo_run_keeps_parameters_in_sync(tmp_path_factory, tmp_path):
     store_path = make_store(tmp_path_factory)
-    mp.spawn(_worker, args=(2, _free_port(), store_path, str(tmp_path)), nprocs=2, join=True)
-    r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
-    r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    spawned = tmp_path / "spawned"
+    mp.spawn(_worker, args=(2, _free_port(), store_path, str(spawned)), nprocs=2, join=True)
+    r0 = torch.load(spawned / "rank0.pt", weights_only=True)
+    r1 = torch.load(spawned / "rank1.pt", weights_only=True)
     rows0, rows1 = torch.cat(r0["rows"]), torch.cat(r1["rows"])
     assert not set(rows0.tolist()) & set(rows1.tolist())  # each rank its own data
-    assert torch.load(tmp_path / "last.pt", weights_only=True)["step"] == STEPS  # rank 0 wrote
+    assert torch.load(spawned / "last.pt", weights_only=True)["step"] == STEPS  # rank 0 wrote
     changed = 0
     for name, p0 in r0["params"].items():
         torch.testing.assert_close(p0, r1["params"][name], rtol=0, atol=1e-6, msg=name)
@@ -60,3 +65,18 @@ def test_two_process_gloo_run_keeps_parameters_in_sync(tmp_path_factory, tmp_pat
     assert changed > 10  # training moved the (shared) parameters
     assert torch.equal(r0["queue"], r1["queue"])  # queues filled from both ranks alike
     assert (r0["queue"] >= 0).sum() == 2 * 32 * (STEPS - 1)
+
+    # the command users run, under torchrun, trains exactly like the spawned processes
+    settings = tmp_path / "tiny.json"
+    settings.write_text(json.dumps({**TINY, **SETTINGS}))
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    command += ["--master_port", str(_free_port()), "-m", "s2gen", "pretrain"]
+    command += ["--data", store_path, "--out", str(tmp_path / "torchrun"), "--preset", "ci"]
+    command += ["--config", str(settings), "--device", "cpu", "--threads", "1", "--quiet"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    a = torch.load(spawned / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "torchrun" / "last.pt", weights_only=True)
+    assert a["config"] == b["config"] and b["world_size"] == 2
+    for name, value in a["model"].items():
+        torch.testing.assert_close(b["model"][name], value, rtol=0, atol=1e-6, msg=name)

@@ -1,4 +1,5 @@
-"""Small pieces of `s2gen.pretrain`: patching, masks, momentum, queue, losses, splits, schedule."""
+"""Small pieces of `s2gen.pretrain`: patching, masks, momentum, queue, losses, splits, schedule,
+normalisation, resizing, symbols, objectives."""
 
 import math
 import subprocess
@@ -9,7 +10,7 @@ import pytest
 import torch
 
 from s2gen.pretrain.config import PretrainConfig
-from s2gen.pretrain.data import expression_ids, normalize_windows, split_of
+from s2gen.pretrain.data import split_of
 from s2gen.pretrain.encoder import SeriesEncoder, random_encoder
 from s2gen.pretrain.losses import (
     IGNORE,
@@ -18,10 +19,11 @@ from s2gen.pretrain.losses import (
     draw_patch_mask,
     draw_token_mask,
     key_validity,
-    masked_series_loss_per_sample,
     n_masked,
 )
-from s2gen.pretrain.model import S2Pretrainer, enqueue, momentum_update
+from s2gen.pretrain.model import Pretrainer
+from s2gen.pretrain.objectives.s2 import enqueue, momentum_update
+from s2gen.pretrain.symbols import pretraining_vocabulary
 from s2gen.pretrain.train import alpha_at, lr_at
 from s2gen.symbols.vocabulary import vocabulary
 
@@ -43,34 +45,42 @@ TINY = dict(
 )
 
 
-def tiny_model(seed=0, **overrides) -> S2Pretrainer:
+VOCABULARY = pretraining_vocabulary(vocabulary())
+
+
+def tiny_model(seed=0, **overrides) -> Pretrainer:
     torch.manual_seed(seed)
-    return S2Pretrainer(PretrainConfig.preset("ci", **{**TINY, **overrides}), vocabulary())
+    return Pretrainer(PretrainConfig.preset("ci", **{**TINY, **overrides}), VOCABULARY)
 
 
 def test_patching_round_trip_and_encoder_matches_training_path():
     g = torch.Generator().manual_seed(0)
     series = torch.randn(3, 64, generator=g)
-    patches = series.unflatten(-1, (-1, 8))  # as the model cuts windows
+    patches = series.unflatten(-1, (-1, 8))  # as the backbone cuts windows
     assert patches.shape == (3, 8, 8)
     assert torch.equal(patches[1, 2], series[1, 16:24])
     assert torch.equal(patches.flatten(1), series)
 
     enc = random_encoder("ci", seed=1, **TINY)
     raw = np.random.default_rng(0).normal(3.0, 5.0, size=(4, 64))
-    norm = torch.from_numpy(normalize_windows(raw))  # the data pipeline's normalisation
-    direct = enc.encoder(norm.unflatten(-1, (-1, 8)))[:, 0]
+    mean, std = raw.mean(1, keepdims=True), raw.std(1, keepdims=True)
+    norm = torch.from_numpy((raw - mean) / np.sqrt(std**2 + 1e-5)).float()
+    hidden = enc.backbone(norm)  # (B, 1 + P, d)
+    direct = torch.cat([hidden[:, 0], hidden[:, 1:].mean(1)], dim=1)  # [CLS] and patch mean
     via_encoder = enc.forward_features(torch.from_numpy(raw).float())
+    assert via_encoder.shape == (4, 2 * 16) and enc.dim == 32
     torch.testing.assert_close(via_encoder, direct, atol=1e-5, rtol=1e-4)
 
 
-def test_encoder_handles_any_length_and_crops_to_last_window():
+def test_encoder_resizes_any_length_to_its_window_by_default():
     enc = random_encoder("ci", seed=0, **TINY)
     rng = np.random.default_rng(1)
+    short = rng.normal(size=(2, 24)).astype(np.float32)
+    stretched = np.stack([np.interp(np.linspace(0, 23, 64), np.arange(24), r) for r in short])
+    np.testing.assert_allclose(enc.embed(short), enc.embed(stretched), atol=1e-4)
     long = rng.normal(size=(2, 200)).astype(np.float32)
-    emb = enc.embed(long)
-    assert emb.shape == (2, enc.dim) and np.isfinite(emb).all()
-    np.testing.assert_allclose(emb, enc.embed(long[:, -64:]), atol=1e-5)
+    squeezed = np.stack([np.interp(np.linspace(0, 199, 64), np.arange(200), r) for r in long])
+    np.testing.assert_allclose(enc.embed(long), enc.embed(squeezed), atol=1e-4)
     mixed = [rng.normal(size=n) for n in (1, 5, 64, 13, 300)]
     out = enc.embed(mixed, batch_size=2)
     assert out.shape == (5, enc.dim) and np.isfinite(out).all()
@@ -80,6 +90,25 @@ def test_encoder_handles_any_length_and_crops_to_last_window():
     assert x.grad is not None and x.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="empty"):
         enc.embed([np.zeros(0)])
+    with pytest.raises(ValueError, match="series 1 has NaN"):
+        enc.embed([np.ones(5), np.array([1.0, np.nan, 2.0])])
+
+
+def test_encoder_without_resize_keeps_the_last_window_and_left_pads():
+    enc = random_encoder("ci", seed=0, **TINY)
+    rng = np.random.default_rng(2)
+    long = rng.normal(size=(2, 200)).astype(np.float32)
+    np.testing.assert_allclose(
+        enc.embed(long, resize="none"), enc.embed(long[:, -64:], resize="none"), atol=1e-5
+    )
+    short = rng.normal(size=(1, 13)).astype(np.float32)  # 13 points -> 2 patches of 8
+    padded = np.concatenate([np.full((1, 3), short[0, 0]), short], axis=1)  # first value, left
+    np.testing.assert_allclose(
+        enc.embed(short, resize="none"), enc.embed(padded, resize="none"), atol=1e-5
+    )
+    assert not np.allclose(enc.embed(short, resize="none"), enc.embed(short), atol=1e-3)
+    with pytest.raises(ValueError, match="resize"):
+        enc.embed(short, resize="cubic")
 
 
 def test_random_encoder_is_seeded_and_leaves_global_rng_alone():
@@ -87,9 +116,12 @@ def test_random_encoder_is_seeded_and_leaves_global_rng_alone():
     a, b = random_encoder("ci", seed=3, **TINY), random_encoder("ci", seed=3, **TINY)
     c = random_encoder("ci", seed=4, **TINY)
     assert torch.equal(torch.get_rng_state(), state)
-    assert torch.equal(a.encoder.embed.weight, b.encoder.embed.weight)
-    assert not torch.equal(a.encoder.embed.weight, c.encoder.embed.weight)
-    assert isinstance(a, SeriesEncoder) and a.dim == 16
+    weight = "backbone.frontend.proj.weight"
+    assert torch.equal(a.state_dict()[weight], b.state_dict()[weight])
+    assert not torch.equal(a.state_dict()[weight], c.state_dict()[weight])
+    assert isinstance(a, SeriesEncoder) and a.dim == 32
+    model = tiny_model(3)  # a run's backbone starts where random_encoder(seed) is
+    assert torch.equal(model.series.frontend.proj.weight, a.backbone.frontend.proj.weight)
 
 
 def test_patch_mask_has_exact_count_and_is_reproducible():
@@ -123,7 +155,8 @@ def test_token_mask_follows_bert_recipe_and_never_touches_padding():
 
 
 def test_momentum_update_copies_at_zero_keeps_at_one():
-    online, ema = tiny_model(0).series_proj, tiny_model(1).series_proj
+    online = tiny_model(0).objectives["s2"].series_proj
+    ema = tiny_model(1).objectives["s2"].series_proj
     before = [p.clone() for p in ema.parameters()]
     momentum_update(online, ema, 1.0)
     assert all(torch.equal(a, b) for a, b in zip(before, ema.parameters(), strict=True))
@@ -185,14 +218,13 @@ def test_key_validity_masks_same_expression_missing_symbols_and_empty_slots():
 
 
 def test_per_sample_masked_series_loss_works_under_vmap_and_functional_call():
-    model = tiny_model(0)
+    model = tiny_model(0).eval()  # no dropout: OATS scores in eval mode
     g = torch.Generator().manual_seed(2)
-    series = torch.randn(5, 64, generator=g)
+    series = torch.randn(5, 64, generator=g) * 4 + 2
     mask = draw_patch_mask(5, 8, 0.4, g)
     batched = model(series, mask)
     assert batched.shape == (5,)
-    manual = masked_series_loss_per_sample(model, series[:1], mask[:1])
-    torch.testing.assert_close(manual[0], batched[0])
+    torch.testing.assert_close(model(series[:1], mask[:1])[0], batched[0])
     params = {k: v.detach() for k, v in model.named_parameters() if k.startswith("series.")}
 
     def one(p, s, m):
@@ -201,9 +233,36 @@ def test_per_sample_masked_series_loss_works_under_vmap_and_functional_call():
     per_sample = torch.func.vmap(one, in_dims=(None, 0, 0))(params, series, mask)
     torch.testing.assert_close(per_sample, batched, atol=1e-5, rtol=1e-4)
     grads = torch.func.vmap(torch.func.grad(one), in_dims=(None, 0, 0))(params, series, mask)
-    assert grads["series.embed.weight"].shape == (5, 16, 8)
+    assert grads["series.frontend.proj.weight"].shape == (5, 16, 8)
     no_mask = torch.zeros_like(mask)
     assert (model(series, no_mask) == 0).all()
+
+
+def test_masked_points_reach_neither_the_encoder_nor_the_normalisation():
+    """The leak of issue 14: with whole-window statistics the visible inputs carried the mean
+    of the masked points (the normalised window sums to zero), so a constant predictor of that
+    mean lowered the masked-series loss. Now changing masked points changes nothing the
+    encoder sees; only the target moves."""
+    from s2gen.pretrain.objectives.s2 import patch_visibility
+    from s2gen.pretrain.scaling import instance_norm
+
+    model = tiny_model(0).eval()
+    g = torch.Generator().manual_seed(3)
+    series = torch.randn(4, 64, generator=g).cumsum(1)  # random walks: level differs by patch
+    mask = draw_patch_mask(4, 8, 0.4, g)
+    visible = patch_visibility(mask, 8)
+    moved = torch.where(visible, series, series + 50.0)  # masked points shifted far away
+    z, z_moved = instance_norm(series, visible), instance_norm(moved, visible)
+    torch.testing.assert_close(z[visible], z_moved[visible])
+    torch.testing.assert_close(model.series(z, mask), model.series(z_moved, mask))
+    assert not torch.allclose(model(series, mask), model(moved, mask))  # the target did move
+    # whole-window statistics (the old pipeline) let the shift leak into the visible inputs
+    leaky, leaky_moved = instance_norm(series), instance_norm(moved)
+    assert not torch.allclose(leaky[visible], leaky_moved[visible])
+    # and the visible points of a normalised window have mean 0 and variance 1
+    for row in range(4):
+        assert abs(z[row][visible[row]].mean().item()) < 1e-5
+        assert abs(z[row][visible[row]].var(unbiased=False).item() - 1) < 1e-3
 
 
 def test_splits_are_deterministic_disjoint_and_sized():
@@ -215,13 +274,6 @@ def test_splits_are_deterministic_disjoint_and_sized():
     assert np.array_equal(s == 2, (seeds % 1000 >= 10) & (seeds % 1000 < 20))
     wide = split_of(seeds, val_permille=100, reference_permille=50)
     assert abs((wide == 1).mean() - 0.1) < 0.01 and abs((wide == 2).mean() - 0.05) < 0.01
-
-
-def test_expression_ids_equal_iff_tokens_equal():
-    tok = np.array([[49, 5, 0, 0], [49, 5, 0, 0], [49, 6, 0, 0], [5, 49, 0, 0]], np.int16)
-    ids = expression_ids(tok)
-    assert ids.dtype == np.int64 and (ids >= 0).all()
-    assert ids[0] == ids[1] and len(set(ids[1:].tolist())) == 3
 
 
 def test_schedule_warms_up_decays_to_min_and_alpha_ramps():
@@ -264,11 +316,15 @@ def test_rows_without_symbol_count_only_in_the_masked_series_loss():
     }
     blank = {**batch, "tokens": batch["tokens"].masked_fill(~batch["has_symbol"][:, None], 0)}
     symbol_rows = {k: v[:3] for k, v in batch.items()}
-    a = tiny_model(0).pretrain_losses(batch, 0.4, torch.Generator().manual_seed(1))
-    b = tiny_model(0).pretrain_losses(blank, 0.4, torch.Generator().manual_seed(1))
+
+    def losses(model, b):
+        torch.manual_seed(7)  # dropout
+        return model.losses(b, 0.4, torch.Generator().manual_seed(1))
+
+    a, b = losses(tiny_model(0), batch), losses(tiny_model(0), blank)
     for key in ("mts", "mlm", "t2s", "s2t"):
         torch.testing.assert_close(a[key], b[key])  # their tokens are ignored
     model = tiny_model(0)
-    c = model.pretrain_losses(symbol_rows, 0.4, torch.Generator().manual_seed(1))
-    assert set(model.queue_ids.tolist()) == {-1, 0, 1, 2}  # only rows with a symbol queued
+    c = losses(model, symbol_rows)
+    assert set(model.objectives["s2"].queue_ids.tolist()) == {-1, 0, 1, 2}  # only symbol rows
     assert not torch.isclose(a["mts"], c["mts"])  # symbol-free rows do count in MTS

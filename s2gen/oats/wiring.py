@@ -1,8 +1,9 @@
 """Build the OATS hook of a pretraining run from its CLI options (``s2gen pretrain --oats``).
 
 The pretraining model's ``forward(series, mask)`` is its per-sample masked-series
-loss; with ``contrastive_weight`` > 0 a detached per-sample series->symbol
-InfoNCE term is added (``SeriesObjective``). Scores use fixed per-sample patch
+loss (raw windows in, each normalised with its visible points); with
+``contrastive_weight`` > 0 a detached per-sample series->symbol InfoNCE term
+of the ``s2`` objective is added (``SeriesObjective``). Scores use fixed per-sample patch
 masks (drawn from the sample key) so that a re-score of the same sample is
 comparable. The default reference set is
 the training store's "reference" split (10 <= seed % 1000 < 20 with the default
@@ -24,11 +25,12 @@ from s2gen.oats.generator import Generator
 
 log = logging.getLogger(__name__)
 
-SCORED_PREFIXES = ("series.", "patch_head.")  # what the masked-series loss depends on
+S2 = "objectives.s2."  # parameter prefix of the s2 objective's heads
+SCORED_PREFIXES = ("series.", S2 + "patch_head.")  # what the masked-series loss depends on
 
 
 def series_sample_loss(model, state, sample):
-    """Per-sample masked-series loss of an ``S2Pretrainer`` for ``torch.func``."""
+    """Per-sample masked-series loss of a ``Pretrainer`` for ``torch.func``."""
     return functional_call(model, state, (sample["series"][None], sample["mask"][None]))[0]
 
 
@@ -50,16 +52,20 @@ class SeriesObjective(nn.Module):
 
     def forward(self, series, mask, key, expr_id, has_symbol) -> torch.Tensor:
         from s2gen.pretrain.losses import masked_patch_error
+        from s2gen.pretrain.objectives.s2 import patch_visibility
+        from s2gen.pretrain.scaling import instance_norm
 
-        m = self.model
-        patches = series.unflatten(-1, (-1, m.patch))  # (B, P, patch)
-        hidden = m.series(patches, mask)  # (B, P + 1, d)
-        error = masked_patch_error(m.patch_head(hidden[:, 1:]), patches, mask)  # (B,)
-        t = m.series_feature(hidden)  # (B, e)
-        temp = m.temp.detach()
+        backbone, s2 = self.model.series, self.model.objectives["s2"]
+        patch = backbone.token_points
+        z = instance_norm(series, patch_visibility(mask, patch))  # (B, window)
+        hidden = backbone(z, mask)  # (B, P + 1, d)
+        recon = s2.patch_head(backbone.token_states(hidden))  # (B, P, patch)
+        error = masked_patch_error(recon, z.unflatten(-1, (-1, patch)), mask)  # (B,)
+        t = s2.series_feature(hidden)  # (B, e)
+        temp = s2.temp.detach()
         positive = (t * key).sum(-1, keepdim=True) / temp  # (B, 1)
-        valid = (m.queue_ids[None, :] >= 0) & (m.queue_ids[None, :] != expr_id[:, None])
-        negative = (t @ m.queue_symbol.T / temp).masked_fill(~valid, float("-inf"))  # (B, Q)
+        valid = (s2.queue_ids[None, :] >= 0) & (s2.queue_ids[None, :] != expr_id[:, None])
+        negative = (t @ s2.queue_symbol.T / temp).masked_fill(~valid, float("-inf"))  # (B, Q)
         nce = -torch.cat([positive, negative], dim=1).log_softmax(dim=1)[:, 0]  # (B,)
         return error + self.weight * has_symbol.to(error.dtype) * nce
 
@@ -77,7 +83,8 @@ def contrastive_sample_loss(weight: float):
 
 def symbol_keys(model, rows: dict) -> dict[str, torch.Tensor]:
     """Detached momentum symbol keys (m, e) of batch rows, with their ids and symbol flags."""
-    key = model.symbol_feature(model.symbol_m(rows["tokens"]), momentum=True)
+    s2 = model.objectives["s2"]
+    key = s2.symbol_feature(s2.symbol_m(rows["tokens"]), momentum=True)
     return {"key": key, "expr_id": rows["expr_id"], "has_symbol": rows["has_symbol"]}
 
 
@@ -101,11 +108,11 @@ def reference_batch(cfg, store_path: str, ref: str | None, size: int) -> dict[st
     """The reference set as rows: ``series`` (R, window), ``tokens``, ``expr_id``, ``has_symbol``.
 
     ``ref`` None: the training store's reference split (centred windows, with
-    their expressions); otherwise a store, .npy or .csv of series (centred
-    windows of ``cfg.window`` points, instance-normalised like training
-    windows, without symbols).
+    their expressions); otherwise a store, .npy or .csv of series (centred raw
+    windows of ``cfg.window`` points, without symbols). Windows are raw, as in
+    training batches: the model normalises them.
     """
-    from s2gen.pretrain.data import held_out_set, normalize_windows
+    from s2gen.pretrain.data import held_out_set
 
     if ref is None:
         batch = held_out_set(store_path, cfg, "reference", limit=size)
@@ -122,7 +129,7 @@ def reference_batch(cfg, store_path: str, ref: str | None, size: int) -> dict[st
             f"window {cfg.window}; give longer series or a smaller window"
         )
     start = (series.shape[1] - cfg.window) // 2
-    windows = normalize_windows(series[:size, start : start + cfg.window])
+    windows = np.ascontiguousarray(series[:size, start : start + cfg.window], np.float32)
     n = len(windows)
     return {
         "series": torch.as_tensor(windows),
@@ -157,9 +164,11 @@ def oats_hook_from_options(
         (``s2gen.pretrain.train.lr_at``).
     settings : further ``OatsConfig`` fields (keep, similarity, snr_threshold_db, ...).
     """
-    from s2gen.pretrain.data import normalize_windows
+    from s2gen.pretrain.data import resolve_max_tokens
     from s2gen.pretrain.train import lr_at as schedule
+    from s2gen.store import open as open_store
 
+    cfg, _ = resolve_max_tokens(open_store(store_path), cfg)  # as run() does: tokens are cut alike
     generator = Generator.load(generator_path)
     if generator.length != cfg.window:
         raise ValueError(
@@ -170,7 +179,7 @@ def oats_hook_from_options(
     if after is None:
         after = int(round(cfg.warmup * cfg.steps))
     weight = settings.get("contrastive_weight", 0.0)
-    prefixes = SCORED_PREFIXES + (("series_proj.",) if weight > 0 else ())
+    prefixes = SCORED_PREFIXES + ((S2 + "series_proj.",) if weight > 0 else ())
     settings.setdefault("param_prefixes", prefixes)
     oats_cfg = OatsConfig(explore_prob=explore_prob, after=after, seed=cfg.seed, **settings)
     make_mask = fixed_mask_maker(cfg.n_patches, cfg.series_mask_ratio, cfg.seed)
@@ -194,6 +203,4 @@ def oats_hook_from_options(
         loss, extras = contrastive_sample_loss(weight), symbol_keys
     else:
         loss, extras = series_sample_loss, None
-    return OatsHook(
-        oats_cfg, generator, reference, loss, make_mask, lr_at, normalize_windows, extras
-    )
+    return OatsHook(oats_cfg, generator, reference, loss, make_mask, lr_at, None, extras)

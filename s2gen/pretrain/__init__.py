@@ -1,4 +1,4 @@
-"""Series-symbol pretraining (SymTime, with its released code's bugs fixed); extra ``train``.
+"""Pretraining of series encoders: S2 (SymTime, its released code's bugs fixed) and more.
 
 Public entry points (torch is imported on first use, so importing this
 package, or ``s2gen.pretrain.cli``, stays light):
@@ -7,7 +7,9 @@ package, or ``s2gen.pretrain.cli``, stays light):
 - ``run(cfg, store_path, out_dir, resume=False, ...)``: the training loop;
 - ``load_encoder(checkpoint_path, device="cpu")`` and
   ``random_encoder(preset="small", seed=0, **overrides)``: a ``SeriesEncoder``
-  with ``dim``, ``forward_features(x)`` and ``embed(series)``.
+  with ``dim``, ``forward_features(x, resize)`` and ``embed(series, resize=...)``;
+- ``Pretrainer``: a backbone (``s2gen.pretrain.backbones``) and its objectives
+  (``s2gen.pretrain.objectives``).
 """
 
 from s2gen.pretrain.config import PretrainConfig
@@ -17,8 +19,7 @@ _LAZY = {
     "load_encoder": "s2gen.pretrain.encoder",
     "random_encoder": "s2gen.pretrain.encoder",
     "SeriesEncoder": "s2gen.pretrain.encoder",
-    "S2Pretrainer": "s2gen.pretrain.model",
-    "masked_series_loss_per_sample": "s2gen.pretrain.losses",
+    "Pretrainer": "s2gen.pretrain.model",
     "draw_patch_mask": "s2gen.pretrain.losses",
 }
 

@@ -10,7 +10,28 @@ from pathlib import Path
 
 import click
 
-from s2gen.pretrain.config import PRESET_NAMES, PretrainConfig
+from s2gen.pretrain.config import (
+    BACKBONE_NAMES,
+    OBJECTIVE_NAMES,
+    PRESET_NAMES,
+    PretrainConfig,
+    read_settings,
+)
+
+
+def build_config(preset: str, config_file: str | None, overrides: dict) -> PretrainConfig:
+    """The preset, then the settings of ``config_file``, then the flags that were given."""
+    settings = {}
+    if config_file:
+        try:
+            settings = read_settings(config_file)
+        except (OSError, ValueError) as exc:
+            raise click.BadParameter(str(exc), param_hint="--config") from exc
+    settings.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return PretrainConfig.preset(preset, **settings)
+    except (TypeError, ValueError) as exc:
+        raise click.BadParameter(str(exc)) from exc
 
 
 @click.command()
@@ -22,6 +43,22 @@ from s2gen.pretrain.config import PRESET_NAMES, PretrainConfig
     default="small",
     show_default=True,
     help="ci: a minute on 2 CPU cores; small: CPU, minutes to an hour; base: SymTime base, GPU.",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="TOML/YAML/JSON file of PretrainConfig settings (loss weights, dropout, crops, ...) "
+    "on top of the preset; flags override it. A run's config.json is such a file.",
+)
+@click.option(
+    "--objective",
+    help=f"Objective(s), '+'-joined: {', '.join(OBJECTIVE_NAMES)} [preset: s2+timedrl].",
+)
+@click.option(
+    "--backbone",
+    type=click.Choice(BACKBONE_NAMES),
+    help="Series encoder [preset: s2, the patch transformer].",
 )
 @click.option("--steps", type=click.IntRange(min=1), help="Optimiser steps [preset].")
 @click.option("--batch-size", type=click.IntRange(min=2), help="Samples per step and process.")
@@ -67,6 +104,9 @@ def pretrain(
     store_path,
     out_dir,
     preset,
+    config_file,
+    objective,
+    backbone,
     steps,
     batch_size,
     lr,
@@ -83,12 +123,14 @@ def pretrain(
     oats_after,
     quiet,
 ) -> None:
-    """Pretrain a series encoder against expressions (SymTime-style) on a store.
+    """Pretrain a series encoder on a store (S2: against its expressions, SymTime-style).
 
-    Writes metrics.jsonl, last.pt and best.pt to --out; runs under torchrun
-    (DDP) as is, e.g. `torchrun --nproc_per_node 2 -m s2gen pretrain ...`.
+    Writes config.json, run.json, metrics.jsonl, last.pt and best.pt to --out;
+    runs under torchrun (DDP) as is, e.g. `torchrun --nproc_per_node 2 -m s2gen pretrain ...`.
     """
     overrides = {
+        "objective": objective,
+        "backbone": backbone,
         "steps": steps,
         "batch_size": batch_size,
         "lr": lr,
@@ -97,10 +139,7 @@ def pretrain(
         "seed": seed,
         "use_inputs": use_inputs,
     }
-    try:
-        cfg = PretrainConfig.preset(preset, **{k: v for k, v in overrides.items() if v is not None})
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from exc
+    cfg = build_config(preset, config_file, overrides)
     try:
         import torch
 
@@ -141,7 +180,7 @@ def pretrain(
         raise click.ClickException(str(exc)) from exc
     if int(os.environ.get("RANK", 0)) != 0:  # under torchrun, rank 0 reports
         return
-    shown = ("loss", "val_loss", "val_t2s_top1", "val_t2s_top10", "val_s2t_top1", "val_mlm_acc")
+    shown = ("loss", "val_loss", "val_t2s_top1", "val_t2s_top10", "val_mlm_acc", "val_inst")
     summary = ", ".join(f"{k} {final[k]:.4g}" for k in shown if k in final)
     click.echo(f"pretrained {cfg.steps} steps into {out_dir}: {summary}")
 
@@ -183,10 +222,18 @@ def _read_series(path: Path):
 @click.option("--out", "out_path", required=True, help="Embeddings (n, dim) as .npy or .csv.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option(
+    "--resize",
+    type=click.Choice(["linear", "none"]),
+    default="linear",
+    show_default=True,
+    help="linear: resample every series to the encoder's window; none: keep its length "
+    "(the last window points, left-padded to whole patches).",
+)
+@click.option(
     "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
 )
-def embed(checkpoint_path, input_path, out_path, batch_size, device) -> None:
-    """Embed series with a pretrained series encoder (pads/crops to its window)."""
+def embed(checkpoint_path, input_path, out_path, batch_size, resize, device) -> None:
+    """Embed series with a pretrained series encoder (resized to its window by default)."""
     import numpy as np
 
     out = Path(out_path)
@@ -200,7 +247,10 @@ def embed(checkpoint_path, input_path, out_path, batch_size, device) -> None:
         encoder = load_encoder(checkpoint_path, resolve_device(device))
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
-    emb = encoder.embed(series, batch_size=batch_size)
+    try:
+        emb = encoder.embed(series, batch_size=batch_size, resize=resize)
+    except ValueError as exc:
+        raise click.ClickException(f"--input {input_path}: {exc}") from exc
     if out.suffix == ".npy":
         np.save(out, emb)
     else:

@@ -1,18 +1,28 @@
-"""``PretrainConfig``: every setting of the series-symbol pretraining stage.
+"""``PretrainConfig``: every setting of the pretraining stage.
 
 Torch-free, so the CLI can build and check a config before importing torch.
 A config is saved in every checkpoint (``to_dict``) and rebuilt from it
 (``from_dict``); ``PretrainConfig.preset(name, **overrides)`` gives the three
-tiers ``ci``, ``small`` and ``base`` (SymTime base dimensions).
+tiers ``ci``, ``small`` and ``base`` (SymTime base dimensions);
+``read_settings(path)`` reads a TOML/YAML/JSON file of overrides.
 """
 
 import dataclasses
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from s2gen.checks import check_float, check_int, check_known, fail
 
 PRESET_NAMES = ("ci", "small", "base")
+BACKBONE_NAMES = ("s2",)  # registered in s2gen.pretrain.backbones
+OBJECTIVE_NAMES = ("s2", "timedrl")  # registered in s2gen.pretrain.objectives
+
+
+def objective_names(objective: str) -> tuple[str, ...]:
+    """The objectives of a combination such as ``"s2+timedrl"``, in the given order."""
+    return tuple(part.strip() for part in str(objective).split("+"))
 
 
 @dataclass(frozen=True)
@@ -21,15 +31,24 @@ class PretrainConfig:
 
     Attributes
     ----------
-    window : points per training window (a multiple of ``patch``).
+    backbone : the series encoder, a name of ``s2gen.pretrain.backbones``
+        (``s2``: the patch transformer below).
+    objective : one objective or a ``+``-joined combination of
+        ``s2gen.pretrain.objectives`` (``s2``: masked series + masked symbols +
+        series<->symbol contrast; ``timedrl``: an instance-level term on [CLS]
+        and patch reconstruction from two dropout views).
+    window : points per training window (a multiple of ``patch``); series of
+        other lengths are resampled to it (``resize`` at evaluation).
     patch : points per patch (SymTime: 16, non-overlapping).
     d_model, n_heads, d_ff, n_layers : series encoder (pre-norm transformer).
     sym_d_model, sym_heads, sym_d_ff, sym_layers : symbol encoder.
-    max_tokens : expression tokens kept per sample (longer ones are cut).
+    max_tokens : symbol tokens kept per sample; 0 sizes it from the store so that
+        at least 99% of its expressions fit (the resolved value is saved).
     embed_dim : size of the shared contrastive space.
-    dropout : dropout in both encoders (0 keeps runs bit-reproducible on CPU).
+    dropout : dropout in both encoders; the ``timedrl`` term needs it > 0 (its two
+        views differ only by dropout).
     series_mask_ratio : share of patches replaced by the mask token (SymTime 0.4).
-    token_mask_ratio : share of expression tokens masked for MLM (BERT 0.15).
+    token_mask_ratio : share of symbol tokens masked for MLM (BERT 0.15).
     queue_size : momentum features kept per modality (any size; written with wrap-around).
     momentum : EMA factor m of the momentum encoders (theta_m <- m theta_m + (1 - m) theta).
     temp_init, temp_min, temp_max : learnable contrastive temperature and its clamp.
@@ -37,14 +56,24 @@ class PretrainConfig:
     alpha_ramp : share of the steps over which alpha ramps linearly from 0.
     itc_clean : contrast features of the clean inputs (ALBEF, two more online
         passes) instead of those of the masked inputs (SymTime, cheaper).
-    w_mts, w_mlm, w_itc : loss weights (masked series, masked symbols, contrastive).
+    w_mts, w_mlm, w_itc : weights of the ``s2`` terms (masked series, masked
+        symbols, contrastive); a term of weight 0 is not computed.
+    w_inst, w_rec : weights of the ``timedrl`` terms (instance-level negative
+        cosine on [CLS], patch reconstruction).
+    crop_prob : share of training windows cut from a random span of the series
+        and linearly resampled to ``window`` points (the others are plain windows).
+    crop_min, crop_max : the span's length in windows, log-uniform in
+        [crop_min, crop_max] (capped by the series length): below 1 a stretched
+        short span (as short real series are resized at evaluation), above 1 a
+        downsampled long one (a coarser view of the series).
     batch_size : samples per step and per process.
     steps : optimiser steps of the whole run (the schedule spans exactly these).
     lr, min_lr : peak and final learning rate (linear warm-up, then cosine).
     warmup : share of the steps spent warming up.
-    weight_decay : AdamW decay on matrices (never on biases, norms, tokens, temperature).
+    weight_decay : AdamW decay on weight matrices (never on biases, norms,
+        embeddings, positions, tokens or the temperature).
     grad_clip : gradient-norm clip (0 turns it off).
-    use_inputs : also train on input channels x_i as masked-series-only samples.
+    use_inputs : also train on input channels x_i as series-only samples.
     val_permille, reference_permille : rows with ``seed % 1000 < val_permille`` are
         the validation split, the next ``reference_permille`` per mille are the
         "reference" split (kept for OATS); both are never trained on.
@@ -52,10 +81,12 @@ class PretrainConfig:
     val_every, ckpt_every, log_every : in steps.
     buffer_chunks : store chunks read and shuffled together (the shuffle buffer).
     num_workers : DataLoader worker processes per training process.
-    amp : bf16 autocast on CUDA (ignored on CPU).
-    seed : seeds model init, masks and data order.
+    amp : bf16 autocast on CUDA (ignored on CPU); similarities and softmaxes stay fp32.
+    seed : seeds model init, masks, dropout and data order.
     """
 
+    backbone: str = "s2"
+    objective: str = "s2+timedrl"
     window: int = 256
     patch: int = 16
     d_model: int = 128
@@ -66,15 +97,15 @@ class PretrainConfig:
     sym_heads: int = 4
     sym_d_ff: int = 256
     sym_layers: int = 3
-    max_tokens: int = 64
+    max_tokens: int = 0
     embed_dim: int = 64
-    dropout: float = 0.0
+    dropout: float = 0.1
     series_mask_ratio: float = 0.4
     token_mask_ratio: float = 0.15
     queue_size: int = 8192
     momentum: float = 0.995
     temp_init: float = 0.07
-    temp_min: float = 0.01
+    temp_min: float = 0.05
     temp_max: float = 0.5
     alpha: float = 0.4
     alpha_ramp: float = 0.3
@@ -82,6 +113,11 @@ class PretrainConfig:
     w_mts: float = 1.0
     w_mlm: float = 1.0
     w_itc: float = 1.0
+    w_inst: float = 1.0
+    w_rec: float = 0.1
+    crop_prob: float = 0.5
+    crop_min: float = 0.1
+    crop_max: float = 4.0
     batch_size: int = 128
     steps: int = 2000
     lr: float = 1e-3
@@ -102,8 +138,19 @@ class PretrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.backbone not in BACKBONE_NAMES:
+            fail("backbone", self.backbone, f"choose one of {', '.join(BACKBONE_NAMES)}")
+        names = objective_names(self.objective)
+        unknown = [n for n in names if n not in OBJECTIVE_NAMES]
+        if unknown or len(set(names)) != len(names):
+            fail(
+                "objective",
+                self.objective,
+                f"give one or more distinct names of {', '.join(OBJECTIVE_NAMES)} joined by '+' "
+                "(e.g. s2+timedrl)",
+            )
         check_int("patch", self.patch, 1, 4096)
-        check_int("window", self.window, self.patch, 1 << 16)
+        check_int("window", self.window, 2 * self.patch, 1 << 16)
         if self.window % self.patch:
             fail("window", self.window, f"it must be a multiple of patch={self.patch}")
         for name in ("d_model", "sym_d_model", "d_ff", "sym_d_ff", "embed_dim"):
@@ -114,8 +161,15 @@ class PretrainConfig:
             check_int(heads, getattr(self, heads), 1, 256)
             if getattr(self, dim) % getattr(self, heads):
                 fail(heads, getattr(self, heads), f"it must divide {dim}={getattr(self, dim)}")
-        check_int("max_tokens", self.max_tokens, 1, 4096)
+        check_int("max_tokens", self.max_tokens, 0, 4096)
         check_float("dropout", self.dropout, 0.0, 0.9)
+        if "timedrl" in names and self.w_inst > 0 and self.dropout <= 0:
+            fail(
+                "dropout",
+                self.dropout,
+                "the timedrl objective compares two dropout views of a window: use dropout > 0 "
+                "(e.g. 0.1), or set w_inst = 0",
+            )
         check_float("series_mask_ratio", self.series_mask_ratio, 0.0, 1.0)
         check_float("token_mask_ratio", self.token_mask_ratio, 0.0, 1.0)
         check_int("queue_size", self.queue_size, 0, 1 << 24)
@@ -125,8 +179,11 @@ class PretrainConfig:
         check_float("temp_init", self.temp_init, self.temp_min, self.temp_max)
         check_float("alpha", self.alpha, 0.0, 1.0)
         check_float("alpha_ramp", self.alpha_ramp, 0.0, 1.0)
-        for name in ("w_mts", "w_mlm", "w_itc"):
+        for name in ("w_mts", "w_mlm", "w_itc", "w_inst", "w_rec"):
             check_float(name, getattr(self, name), 0.0, 1e6)
+        check_float("crop_prob", self.crop_prob, 0.0, 1.0)
+        check_float("crop_min", self.crop_min, 0.01, 1.0)
+        check_float("crop_max", self.crop_max, 1.0, 64.0)
         check_int("batch_size", self.batch_size, 2, 1 << 20)
         check_int("steps", self.steps, 1)
         check_float("lr", self.lr, 0.0, 10.0)
@@ -147,13 +204,23 @@ class PretrainConfig:
         """Patches per window, P = window / patch."""
         return self.window // self.patch
 
+    @property
+    def objectives(self) -> tuple[str, ...]:
+        """The objective names of ``objective``."""
+        return objective_names(self.objective)
+
+    @property
+    def needs_symbols(self) -> bool:
+        """Whether an objective trains on the expressions (needs an S2 store)."""
+        return "s2" in self.objectives
+
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> "PretrainConfig":
         """The ``ci``, ``small`` or ``base`` tier with ``overrides`` applied.
 
         ``ci`` trains in about a minute on 2 CPU cores, ``small`` is the
-        CPU tier (minutes to an hour on ~100k pairs), ``base`` has SymTime's
-        base series encoder (d 512, 8 heads, d_ff 2048, 6 layers) for GPUs.
+        CPU tier (tens of minutes on 2 cores), ``base`` has SymTime's base
+        series encoder (d 512, 8 heads, d_ff 2048, 6 layers) for GPUs.
         """
         if name not in PRESETS:
             raise ValueError(f"preset={name!r} is unknown; choose one of {', '.join(PRESETS)}")
@@ -175,6 +242,43 @@ class PretrainConfig:
         return cls(**data)
 
 
+def read_settings(path: str | Path) -> dict[str, Any]:
+    """Settings from a TOML, YAML or JSON file (by suffix): a table of field -> value.
+
+    Only parsers that never execute code are used (``tomllib``, ``yaml.safe_load``,
+    ``json``). Raises ValueError naming the file and what is wrong with it.
+    """
+    path = Path(path)
+    text = path.read_text()
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        elif suffix in (".yaml", ".yml"):
+            try:
+                import yaml
+            except ImportError as exc:
+                raise ValueError(
+                    f"{path}: YAML needs PyYAML (pip install pyyaml), or use TOML/JSON"
+                ) from exc
+            data = yaml.safe_load(text)
+        elif suffix == ".json":
+            data = json.loads(text)
+        else:
+            raise ValueError(f"{path}: give a .toml, .yaml/.yml or .json file")
+    except ValueError:
+        raise
+    except Exception as exc:  # the parsers' own error types (tomllib, yaml)
+        raise ValueError(f"{path} cannot be parsed: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} holds a {type(data).__name__}; give a table of settings")
+    return data
+
+
 PRESETS: dict[str, dict[str, Any]] = {
     "ci": dict(
         window=128,
@@ -186,7 +290,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         sym_heads=4,
         sym_d_ff=128,
         sym_layers=2,
-        max_tokens=48,
         embed_dim=32,
         queue_size=1024,
         momentum=0.99,
@@ -211,7 +314,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         sym_d_ff=1024,
         sym_layers=4,
         embed_dim=128,
-        dropout=0.1,
         queue_size=65536,
         batch_size=256,
         steps=100_000,

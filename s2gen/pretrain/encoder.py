@@ -1,21 +1,22 @@
 """The pretrained series encoder as a reusable module: ``load_encoder``, ``random_encoder``.
 
-``SeriesEncoder`` wraps the online ``PatchEncoder`` of a checkpoint with the
-input handling of pretraining, so any series can be embedded: instance
-normalisation (as ``s2gen.pretrain.data.normalize_windows``), the last
-``window`` points of a longer series, edge padding of a shorter one to whole
-patches, and the [CLS] state as the embedding.
+``SeriesEncoder`` wraps the backbone of a checkpoint with the input handling
+of pretraining, so any series can be embedded: resizing to the training
+window (``resize="linear"``, the default: every series is linearly resampled
+to ``window`` points, as in training's resampled spans; ``"none"``: the last
+``window`` points, left-padded with the first value to whole patches),
+instance normalisation, and the backbone's instance embedding (for the ``s2``
+backbone, [CLS] concatenated with the mean of the patch states: 2 * d_model values).
 """
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from s2gen.pretrain import checkpoint
+from s2gen.pretrain.backbones import build_backbone
 from s2gen.pretrain.config import PretrainConfig
-from s2gen.pretrain.data import CLIP, NORM_EPS
-from s2gen.pretrain.model import PatchEncoder
+from s2gen.pretrain.scaling import RESIZE_MODES, fit_to_window, instance_norm
 
 
 class SeriesEncoder(nn.Module):
@@ -23,54 +24,42 @@ class SeriesEncoder(nn.Module):
 
     Attributes
     ----------
-    dim : embedding size (the encoder's d_model).
-    window, patch : the pretraining window and patch length.
-    encoder : the ``PatchEncoder``.
+    dim : embedding size (the backbone's ``embed_dim``).
+    window, patch : the pretraining window and points per token.
+    backbone : the series backbone (``s2gen.pretrain.backbones``).
+    config : the pretraining config it was built from.
     """
 
     def __init__(self, cfg: PretrainConfig) -> None:
         super().__init__()
-        self.window, self.patch, self.dim = cfg.window, cfg.patch, cfg.d_model
-        self.encoder = PatchEncoder(
-            cfg.patch,
-            cfg.n_patches,
-            cfg.d_model,
-            cfg.n_heads,
-            cfg.d_ff,
-            cfg.n_layers,
-            cfg.dropout,
-        )
+        self.config = cfg
+        self.backbone = build_backbone(cfg)
+        self.window, self.patch = cfg.window, self.backbone.token_points
+        self.dim = self.backbone.embed_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_features(x)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Differentiable [CLS] embedding of series x (B, L) float32 -> (B, dim).
+    def forward_features(self, x: torch.Tensor, resize: str = "linear") -> torch.Tensor:
+        """Differentiable embedding of series x (B, L) float -> (B, dim).
 
-        Keeps the last ``window`` points, normalises each series over the
-        points kept, pads the end by repeating the last value to a whole number
-        of patches.
+        ``resize`` "linear" resamples every series to ``window`` points; "none"
+        keeps the last ``window`` points and left-pads shorter series.
         """
         if x.ndim != 2 or x.shape[1] < 1:
             raise ValueError(f"x must have shape (B, L) with L >= 1, got {tuple(x.shape)}")
-        x = x[:, -self.window :].float()
-        mean = x.mean(dim=1, keepdim=True)
-        var = x.var(dim=1, unbiased=False, keepdim=True)
-        x = ((x - mean) / torch.sqrt(var + NORM_EPS)).clamp(-CLIP, CLIP)
-        n_patches = -(-x.shape[1] // self.patch)
-        pad = n_patches * self.patch - x.shape[1]
-        x = F.pad(x.unsqueeze(1), (0, pad), mode="replicate").squeeze(1)  # (B, P * patch)
-        patches = x.unflatten(-1, (n_patches, self.patch))  # (B, P, patch)
-        return self.encoder(patches)[:, 0]
+        x = fit_to_window(x.float(), self.window, self.patch, resize)
+        return self.backbone.pool(self.backbone(instance_norm(x)))
 
     @torch.no_grad()
-    def embed(self, series, batch_size: int = 256) -> np.ndarray:
+    def embed(self, series, batch_size: int = 256, resize: str = "linear") -> np.ndarray:
         """Embeddings of many series under no_grad, in eval mode.
 
         Parameters
         ----------
-        series : (n, L) array, or a list of 1-D arrays of any lengths.
+        series : (n, L) array, or a list of 1-D arrays of any lengths; finite values.
         batch_size : series per forward pass.
+        resize : "linear" or "none" (see ``forward_features``).
 
         Returns
         -------
@@ -78,14 +67,19 @@ class SeriesEncoder(nn.Module):
         """
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size} must be at least 1")
+        if resize not in RESIZE_MODES:
+            raise ValueError(f"resize={resize!r} is unknown; choose one of {RESIZE_MODES}")
         if isinstance(series, np.ndarray) and series.ndim == 2:
             series = list(series)
         rows = [np.asarray(s, np.float32).ravel() for s in series]
+        for i, row in enumerate(rows):
+            if row.size < 1:
+                raise ValueError(f"series {i} is empty; every series needs a point")
+            if not np.isfinite(row).all():
+                raise ValueError(
+                    f"series {i} has NaN or infinite values; fill or drop them before embedding"
+                )
         lengths = np.array([len(r) for r in rows], np.int64)
-        if (lengths < 1).any():
-            raise ValueError(
-                f"series {int(np.argmin(lengths))} is empty; every series needs a point"
-            )
         device = next(self.parameters()).device
         was_training = self.training
         self.eval()
@@ -95,18 +89,24 @@ class SeriesEncoder(nn.Module):
             for start in range(0, len(index), batch_size):
                 part = index[start : start + batch_size]
                 chunk = torch.from_numpy(np.stack([rows[i] for i in part])).to(device)
-                out[part] = self.forward_features(chunk).float().cpu().numpy()
+                out[part] = self.forward_features(chunk, resize).float().cpu().numpy()
         self.train(was_training)
         return out
 
 
 def load_encoder(checkpoint_path, device: str | torch.device = "cpu") -> SeriesEncoder:
-    """The online series encoder of a checkpoint (``last.pt`` / ``best.pt``), in eval mode."""
+    """The online series backbone of a checkpoint (``last.pt`` / ``best.pt``), in eval mode."""
     state = checkpoint.load(checkpoint_path, device)
     encoder = SeriesEncoder(checkpoint.config_of(state))
     prefix = "series."
     weights = {k[len(prefix) :]: v for k, v in state["model"].items() if k.startswith(prefix)}
-    encoder.encoder.load_state_dict(weights)
+    try:
+        encoder.backbone.load_state_dict(weights)
+    except RuntimeError as exc:
+        raise ValueError(
+            f"{checkpoint_path} does not match this s2gen's encoder ({str(exc).splitlines()[0]}); "
+            "it was written by another version: pretrain it again"
+        ) from exc
     return encoder.to(device).eval()
 
 

@@ -75,28 +75,6 @@ def draw_token_mask(
     return inputs, labels
 
 
-def masked_series_loss_per_sample(model, series: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Masked-series (MTS) loss of each sample: MSE over its masked patches only.
-
-    Pure in ``model``'s parameters and without data-dependent control flow, so
-    it works under ``torch.func.functional_call`` + ``torch.func.vmap``
-    (``S2Pretrainer.forward`` calls it, for per-sample gradients in OATS).
-
-    Parameters
-    ----------
-    model : an ``S2Pretrainer`` (uses ``model.series`` and ``model.patch_head``).
-    series : (B, window) float32, instance-normalised windows.
-    mask : (B, P) bool, True = patch replaced by the mask token.
-
-    Returns
-    -------
-    (B,) float: mean squared error per masked point, 0 for a row without masks.
-    """
-    patches = series.unflatten(-1, (-1, model.patch))  # (B, P, patch)
-    hidden = model.series(patches, mask)  # (B, P + 1, d)
-    return masked_patch_error(model.patch_head(hidden[:, 1:]), patches, mask)
-
-
 def masked_patch_error(recon: torch.Tensor, patches: torch.Tensor, mask: torch.Tensor):
     """Mean squared error over the masked patches of each row.
 

@@ -1,14 +1,22 @@
 """The pretraining loop: a plain function, ``run(cfg, store_path, out_dir)``.
 
 One step = one batch per process: optional ``batch_hook`` (OATS replaces rows
-there), losses under bf16 autocast on CUDA, backward, gradient clipping, AdamW
-with a warm-up + cosine learning rate that is a function of the step, and a
-temperature clamp. Rank 0 logs JSONL metrics (and TensorBoard when it is
-installed), validates every ``val_every`` steps and writes ``last.pt`` (every
-``ckpt_every`` steps and at the end) and ``best.pt`` (best validation loss;
-no test data is ever looked at). Under ``torchrun`` the step runs in
-DistributedDataParallel (gloo on CPU, nccl on GPU) and the queues are fed from
-all ranks.
+there), losses under bf16 autocast on CUDA, a finiteness check, backward,
+gradient clipping, AdamW with a warm-up + cosine learning rate that is a
+function of the step, and the objectives' upkeep (temperature clamp). Rank 0
+logs JSONL metrics (and TensorBoard when it is installed), validates every
+``val_every`` steps and writes ``last.pt`` (every ``ckpt_every`` steps and at
+the end) and ``best.pt`` (best validation loss; no test data is ever looked
+at), and at the start ``config.json`` (the effective settings) and ``run.json``
+(data, world size, share of expressions longer than ``max_tokens``). Under
+``torchrun`` the step runs in DistributedDataParallel (gloo on CPU, nccl on
+GPU) and the queues are fed from all ranks.
+
+Resume continues exactly (same losses, weights, optimiser and queues as an
+uninterrupted run) at any step, on the same number of processes; a changed
+world size is refused. Raising ``steps`` on resume is allowed: the schedule
+is a function of (step, steps), so the warm-up and cosine are recomputed for
+the new length and the learning rate jumps to the new curve at the resume step.
 """
 
 import inspect
@@ -28,9 +36,9 @@ from torch.nn.parallel import DistributedDataParallel
 
 from s2gen.pretrain import checkpoint
 from s2gen.pretrain.config import PretrainConfig
-from s2gen.pretrain.data import held_out_set, make_loader
-from s2gen.pretrain.model import S2Pretrainer
-from s2gen.pretrain.validate import validate
+from s2gen.pretrain.data import held_out_set, make_loader, resolve_max_tokens
+from s2gen.pretrain.model import Pretrainer
+from s2gen.pretrain.symbols import pretraining_vocabulary
 from s2gen.store import open as open_store
 
 log = logging.getLogger(__name__)
@@ -38,7 +46,8 @@ log = logging.getLogger(__name__)
 METRICS = "metrics.jsonl"
 # settings that may change on --resume without breaking the run's identity
 RESUMABLE_CHANGES = ("steps", "val_every", "ckpt_every", "log_every")
-BatchHook = Callable[[dict, int, S2Pretrainer], dict]
+CONFIG = "config.json"
+BatchHook = Callable[[dict, int, Pretrainer], dict]
 
 
 def lr_at(step: int, cfg: PretrainConfig) -> float:
@@ -67,28 +76,33 @@ def step_seed(seed: int, stream: int, rank: int, step: int) -> int:
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """AdamW groups: decay on weight matrices only (not biases, norms, tokens, temperature)."""
-    decay, rest = [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        matrix = p.ndim == 2 and not name.endswith(("pos", "cls", "mask_token", "log_temp"))
-        (decay if matrix else rest).append(p)
+    """AdamW groups: decay on the weights of linear and convolution layers only.
+
+    Biases, norms, token embeddings (``tok``, tied to the MLM decoder), positions,
+    [CLS], mask tokens and the temperature are never decayed.
+    """
+    decayed = {
+        id(m.weight)
+        for m in model.modules()
+        if isinstance(m, (nn.Linear, nn.Conv1d)) and m.weight.requires_grad
+    }
+    decay = [p for p in model.parameters() if p.requires_grad and id(p) in decayed]
+    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in decayed]
     return [
         {"params": decay, "weight_decay": weight_decay},
         {"params": rest, "weight_decay": 0.0},
     ]
 
 
-class Objective(nn.Module):
+class TrainingStep(nn.Module):
     """The training step's forward (what DDP wraps): batch -> dict of losses."""
 
-    def __init__(self, model: S2Pretrainer) -> None:
+    def __init__(self, model: Pretrainer) -> None:
         super().__init__()
         self.model = model
 
     def forward(self, batch, alpha: float, generator: torch.Generator):
-        return self.model.pretrain_losses(batch, alpha, generator)
+        return self.model.losses(batch, alpha, generator)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -145,7 +159,15 @@ class MetricsLog:
             self.tb.close()
 
 
-def _check_resume(saved: PretrainConfig, cfg: PretrainConfig) -> None:
+def _check_resume(saved: PretrainConfig, cfg: PretrainConfig, state: dict, world: int) -> None:
+    saved_world = int(state.get("world_size", 1))
+    if saved_world != world:
+        raise ValueError(
+            f"the run was trained on {saved_world} process(es) and is resumed on {world}: the "
+            f"data order depends on the world size; resume with {saved_world} process(es)"
+        )
+    if cfg.max_tokens == 0:  # sized from the store at the start of the run
+        cfg = cfg.replace(max_tokens=saved.max_tokens)
     changed = [
         f"{k}: {v!r} -> {getattr(cfg, k)!r}"
         for k, v in saved.to_dict().items()
@@ -214,12 +236,17 @@ def _run(cfg, store_path, out, resume, dev, rank, world, batch_hook, progress):
     out.mkdir(parents=True, exist_ok=True)
     state = checkpoint.load(last) if resume and last.exists() else None
     if state is not None:
-        _check_resume(checkpoint.config_of(state), cfg)
+        saved = checkpoint.config_of(state)
+        _check_resume(saved, cfg, state, world)
+        cfg = cfg.replace(max_tokens=saved.max_tokens)
     elif resume:
         log.info("no %s to resume from; starting a new run", last)
+    cfg, truncated = resolve_max_tokens(store, cfg)
+    log.info("max_tokens %d: %.2f%% of expressions are cut", cfg.max_tokens, 100 * truncated)
+    vocabulary = pretraining_vocabulary(store.vocabulary)
 
     torch.manual_seed(cfg.seed)  # model init (inside run's fork_rng: the caller's RNG is kept)
-    model = S2Pretrainer(cfg, store.vocabulary).to(dev)
+    model = Pretrainer(cfg, vocabulary).to(dev)
     optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
     generator = torch.Generator()  # masks; reseeded every step, as is dropout's global RNG
     step, best = 0, math.inf
@@ -231,7 +258,7 @@ def _run(cfg, store_path, out, resume, dev, rank, world, batch_hook, progress):
             batch_hook.load_state_dict(state["hook"])
         log.info("resuming %s at step %d", out, step)
 
-    objective: nn.Module = Objective(model)
+    forward: nn.Module = TrainingStep(model)
     if world > 1:
         ids = [dev.index] if dev.type == "cuda" else None
         # queues stay in step by all-gather; buffers need no sync per forward
@@ -240,12 +267,17 @@ def _run(cfg, store_path, out, resume, dev, rank, world, batch_hook, progress):
             if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
             else {"broadcast_buffers": False}  # torch < 2.13
         )
-        objective = DistributedDataParallel(objective, device_ids=ids, **sync)
+        # terms of weight 0 leave their heads without gradients
+        forward = DistributedDataParallel(
+            forward, device_ids=ids, find_unused_parameters=True, **sync
+        )
     batches = iter(make_loader(str(store_path), cfg, rank, world, start_batch=step))
     lead = rank == 0
     val_batch = held_out_set(str(store_path), cfg) if lead and cfg.val_samples else None
     metrics = MetricsLog(out, keep_until=step if state is not None else None) if lead else None
-    amp = cfg.amp and dev.type == "cuda"  # bf16 autocast; untested here (no GPU)
+    if lead:
+        _write_settings(out, cfg, store_path, world, truncated)
+    amp = cfg.amp and dev.type == "cuda"  # bf16 autocast
     bar = tqdm(total=cfg.steps, initial=step, disable=not (lead and progress), unit="step")
     final: dict[str, float] = {}
     tick, tick_step = time.perf_counter(), step
@@ -262,19 +294,21 @@ def _run(cfg, store_path, out, resume, dev, rank, world, batch_hook, progress):
             for group in optimizer.param_groups:
                 group["lr"] = lr
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-                losses = objective(batch, alpha_at(step, cfg), generator)
+                losses = forward(batch, alpha_at(step, cfg), generator)
             optimizer.zero_grad(set_to_none=True)
             losses["loss"].backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            model.clamp_temp()
-            if not torch.isfinite(losses["loss"]):
-                raise FloatingPointError(
-                    f"non-finite loss at step {step}: "
-                    + ", ".join(f"{k}={float(v):.4g}" for k, v in losses.items())
-                    + "; lower --lr or check the store with `s2gen validate`"
+            norm = torch.nn.utils.clip_grad_norm_(
+                model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else math.inf
+            )
+            if not (torch.isfinite(losses["loss"]) and torch.isfinite(norm)):
+                raise FloatingPointError(  # before the step: the weights stay finite
+                    f"non-finite loss or gradient at step {step}: "
+                    + ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in losses.items())
+                    + f", grad_norm={float(norm):.4g}; lower --lr or check the store with "
+                    "`s2gen validate`"
                 )
+            optimizer.step()
+            model.after_step()
             step += 1
             bar.update(1)
             if not lead:
@@ -284,15 +318,14 @@ def _run(cfg, store_path, out, resume, dev, rank, world, batch_hook, progress):
                 rate = (step - tick_step) * cfg.batch_size * world / max(now - tick, 1e-9)
                 tick, tick_step = now, step
                 train = {k: float(v.detach()) for k, v in losses.items()}
-                train.update(lr=lr, temp=model.temp.item(), samples_per_s=rate, **extra)
+                train.update(lr=lr, grad_norm=float(norm), samples_per_s=rate, **extra)
                 metrics.write(step, train)
                 final.update(train)
-                bar.set_postfix(
-                    {k: f"{train[k]:.3g}" for k in ("loss", "mts", "mlm", "t2s", "samples_per_s")}
-                )
+                shown = [k for k in ("loss", "mts", "mlm", "itc", "inst") if k in train]
+                bar.set_postfix({k: f"{train[k]:.3g}" for k in shown + ["samples_per_s"]})
             improved = False
             if val_batch is not None and (step % cfg.val_every == 0 or step == cfg.steps):
-                val = validate(model, val_batch, dev)
+                val = model.validate(val_batch, dev)
                 metrics.write(step, val)
                 final.update(val)
                 improved = val["val_loss"] < best
@@ -302,9 +335,10 @@ def _run(cfg, store_path, out, resume, dev, rank, world, batch_hook, progress):
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "config": cfg.to_dict(),
-                    "vocabulary": list(store.vocabulary),
+                    "vocabulary": vocabulary,
                     "step": step,
                     "best_val_loss": best,
+                    "world_size": world,
                     "rng": checkpoint.rng_state(generator),
                 }
                 if hasattr(batch_hook, "state_dict"):  # e.g. the OATS score cache
@@ -318,3 +352,10 @@ def _run(cfg, store_path, out, resume, dev, rank, world, batch_hook, progress):
         if metrics is not None:
             metrics.close()
     return final
+
+
+def _write_settings(out: Path, cfg: PretrainConfig, store_path, world: int, truncated: float):
+    """``config.json`` (the effective config, a valid ``--config`` file) and ``run.json``."""
+    (out / CONFIG).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    context = {"data": str(store_path), "world_size": world, "symbols_truncated": truncated}
+    (out / "run.json").write_text(json.dumps(context, indent=2) + "\n")
