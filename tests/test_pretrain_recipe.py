@@ -212,17 +212,17 @@ def test_timedrl_term_uses_two_dropout_views_and_stops_gradients_at_the_other_vi
     assert set(out) == {"inst", "loss"} and -1 <= out["inst"].item() <= 1
     # by hand: the same two passes, predictor on one view against the detached other
     torch.manual_seed(1)
-    from s2gen.pretrain.scaling import instance_norm
+    from s2gen.pretrain.scaling import instance_norm, level_scale
 
-    z = instance_norm(batch["series"])
-    h1, h2 = model.series(z)[:, 0], model.series(z)[:, 0]
+    z, stats = instance_norm(batch["series"]), level_scale(batch["series"])
+    h1, h2 = model.series(z, stats=stats)[:, 0], model.series(z, stats=stats)[:, 0]
     pred = model.objectives["timedrl"].predictor
     cos = torch.nn.functional.cosine_similarity
     by_hand = -0.5 * (cos(pred(h1), h2).mean() + cos(pred(h2), h1).mean())
     torch.testing.assert_close(out["inst"], by_hand)
     # the stop-gradient: one direction's loss sends no gradient into its target view
     torch.manual_seed(1)
-    h1, target = model.series(z)[:, 0], model.series(z)[:, 0]
+    h1, target = model.series(z, stats=stats)[:, 0], model.series(z, stats=stats)[:, 0]
     assert target.requires_grad  # the target view is part of the graph ...
     loss = negative_cosine(pred(h1), target)
     assert torch.autograd.grad(loss, target, allow_unused=True)[0] is None  # ... but detached

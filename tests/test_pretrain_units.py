@@ -65,7 +65,8 @@ def test_patching_round_trip_and_encoder_matches_training_path():
     raw = np.random.default_rng(0).normal(3.0, 5.0, size=(4, 64))
     mean, std = raw.mean(1, keepdims=True), raw.std(1, keepdims=True)
     norm = torch.from_numpy((raw - mean) / np.sqrt(std**2 + 1e-5)).float()
-    hidden = enc.backbone(norm)  # (B, 1 + P, d)
+    stats = torch.from_numpy(np.stack([np.arcsinh(mean[:, 0]), np.log(std[:, 0])], 1)).float()
+    hidden = enc.backbone(norm, stats=stats)  # (B, 1 + P, d)
     direct = torch.cat([hidden[:, 0], hidden[:, 1:].mean(1)], dim=1)  # [CLS] and patch mean
     via_encoder = enc.forward_features(torch.from_numpy(raw).float())
     assert via_encoder.shape == (4, 2 * 16) and enc.dim == 32
@@ -244,7 +245,7 @@ def test_masked_points_reach_neither_the_encoder_nor_the_normalisation():
     mean lowered the masked-series loss. Now changing masked points changes nothing the
     encoder sees; only the target moves."""
     from s2gen.pretrain.objectives.s2 import patch_visibility
-    from s2gen.pretrain.scaling import instance_norm
+    from s2gen.pretrain.scaling import instance_norm, level_scale
 
     model = tiny_model(0).eval()
     g = torch.Generator().manual_seed(3)
@@ -254,7 +255,9 @@ def test_masked_points_reach_neither_the_encoder_nor_the_normalisation():
     moved = torch.where(visible, series, series + 50.0)  # masked points shifted far away
     z, z_moved = instance_norm(series, visible), instance_norm(moved, visible)
     torch.testing.assert_close(z[visible], z_moved[visible])
-    torch.testing.assert_close(model.series(z, mask), model.series(z_moved, mask))
+    stats, stats_moved = level_scale(series, visible), level_scale(moved, visible)
+    torch.testing.assert_close(stats, stats_moved)
+    torch.testing.assert_close(model.series(z, mask, stats), model.series(z_moved, mask, stats))
     assert not torch.allclose(model(series, mask), model(moved, mask))  # the target did move
     # whole-window statistics (the old pipeline) let the shift leak into the visible inputs
     leaky, leaky_moved = instance_norm(series), instance_norm(moved)

@@ -53,12 +53,13 @@ class SeriesObjective(nn.Module):
     def forward(self, series, mask, key, expr_id, has_symbol) -> torch.Tensor:
         from s2gen.pretrain.losses import masked_patch_error
         from s2gen.pretrain.objectives.s2 import patch_visibility
-        from s2gen.pretrain.scaling import instance_norm
+        from s2gen.pretrain.scaling import instance_norm, level_scale
 
         backbone, s2 = self.model.series, self.model.objectives["s2"]
         patch = backbone.token_points
-        z = instance_norm(series, patch_visibility(mask, patch))  # (B, window)
-        hidden = backbone(z, mask)  # (B, P + 1, d)
+        visible = patch_visibility(mask, patch)
+        z = instance_norm(series, visible)  # (B, window)
+        hidden = backbone(z, mask, level_scale(series, visible))  # (B, P + 1, d)
         recon = s2.patch_head(backbone.token_states(hidden))  # (B, P, patch)
         error = masked_patch_error(recon, z.unflatten(-1, (-1, patch)), mask)  # (B,)
         t = s2.series_feature(hidden)  # (B, e)

@@ -45,6 +45,8 @@ class PretrainConfig:
     max_tokens : symbol tokens kept per sample; 0 sizes it from the store so that
         at least 99% of its expressions fit (the resolved value is saved).
     embed_dim : size of the shared contrastive space.
+    scale_token : the window's level and scale (``scaling.level_scale``), which the
+        instance normalisation removes, enter [CLS] through a linear map.
     dropout : dropout in both encoders; the ``timedrl`` term needs it > 0 (its two
         views differ only by dropout).
     series_mask_ratio : share of patches replaced by the mask token (SymTime 0.4).
@@ -99,6 +101,7 @@ class PretrainConfig:
     sym_layers: int = 3
     max_tokens: int = 0
     embed_dim: int = 64
+    scale_token: bool = True
     dropout: float = 0.1
     series_mask_ratio: float = 0.4
     token_mask_ratio: float = 0.15

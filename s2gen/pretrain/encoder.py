@@ -5,7 +5,8 @@ of pretraining, so any series can be embedded: resizing to the training
 window (``resize="linear"``, the default: every series is linearly resampled
 to ``window`` points, as in training's resampled spans; ``"none"``: the last
 ``window`` points, left-padded with the first value to whole patches),
-instance normalisation, and the backbone's instance embedding (for the ``s2``
+instance normalisation (the level and scale it removes go to the backbone
+beside the normalised series), and the backbone's instance embedding (for the ``s2``
 backbone, [CLS] concatenated with the mean of the patch states: 2 * d_model values).
 """
 
@@ -16,7 +17,7 @@ from torch import nn
 from s2gen.pretrain import checkpoint
 from s2gen.pretrain.backbones import build_backbone
 from s2gen.pretrain.config import PretrainConfig
-from s2gen.pretrain.scaling import RESIZE_MODES, fit_to_window, instance_norm
+from s2gen.pretrain.scaling import RESIZE_MODES, fit_to_window, instance_norm, level_scale
 
 
 class SeriesEncoder(nn.Module):
@@ -49,7 +50,7 @@ class SeriesEncoder(nn.Module):
         if x.ndim != 2 or x.shape[1] < 1:
             raise ValueError(f"x must have shape (B, L) with L >= 1, got {tuple(x.shape)}")
         x = fit_to_window(x.float(), self.window, self.patch, resize)
-        return self.backbone.pool(self.backbone(instance_norm(x)))
+        return self.backbone.pool(self.backbone(instance_norm(x), stats=level_scale(x)))
 
     @torch.no_grad()
     def embed(self, series, batch_size: int = 256, resize: str = "linear") -> np.ndarray:

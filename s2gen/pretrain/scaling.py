@@ -10,6 +10,10 @@
   *visible* points only, clipped to +-10. Masked points must not inform the
   statistics, or a masked-series loss can be lowered by predicting the leaked
   mean (the leak of issue 14); at evaluation every point is visible.
+- ``level_scale``: what the normalisation removes, (asinh(mean), log(std)) of
+  the same visible points, which the backbone receives beside the normalised
+  window (``PretrainConfig.scale_token``): some real series are told apart by
+  their level and scale alone.
 """
 
 import torch
@@ -20,22 +24,31 @@ CLIP = 10.0  # normalised values are clipped to +-CLIP standard deviations
 RESIZE_MODES = ("linear", "none")
 
 
+def _moments(x: torch.Tensor, visible: torch.Tensor | None):
+    """Mean and variance (B, 1) of each row's visible points (all when ``visible`` is None)."""
+    x = x.float()
+    if visible is None:
+        return x.mean(dim=1, keepdim=True), x.var(dim=1, unbiased=False, keepdim=True)
+    w = visible.to(x.dtype)
+    count = w.sum(dim=1, keepdim=True).clamp_min(1.0)
+    mean = (x * w).sum(dim=1, keepdim=True) / count
+    return mean, ((x - mean).pow(2) * w).sum(dim=1, keepdim=True) / count
+
+
 def instance_norm(x: torch.Tensor, visible: torch.Tensor | None = None) -> torch.Tensor:
     """Normalise each row of x (B, L) with the mean and variance of its visible points.
 
     visible : (B, L) bool, True = the point may inform the statistics (all when None).
     Returns (B, L) float32, clipped to +-CLIP.
     """
-    x = x.float()
-    if visible is None:
-        mean = x.mean(dim=1, keepdim=True)
-        var = x.var(dim=1, unbiased=False, keepdim=True)
-    else:
-        w = visible.to(x.dtype)
-        count = w.sum(dim=1, keepdim=True).clamp_min(1.0)
-        mean = (x * w).sum(dim=1, keepdim=True) / count
-        var = ((x - mean).pow(2) * w).sum(dim=1, keepdim=True) / count
-    return ((x - mean) / torch.sqrt(var + NORM_EPS)).clamp(-CLIP, CLIP)
+    mean, var = _moments(x, visible)
+    return ((x.float() - mean) / torch.sqrt(var + NORM_EPS)).clamp(-CLIP, CLIP)
+
+
+def level_scale(x: torch.Tensor, visible: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, 2) float32: asinh(mean) and log(std) of each row's visible points (``_moments``)."""
+    mean, var = _moments(x, visible)
+    return torch.cat([torch.asinh(mean), 0.5 * torch.log(var + NORM_EPS)], dim=1)
 
 
 def resize_linear(x: torch.Tensor, n: int) -> torch.Tensor:

@@ -2,12 +2,14 @@
 
 A backbone maps a batch of instance-normalised series to hidden states::
 
-    hidden = backbone(x, mask)     # x (B, L) float32, mask (B, N) bool or None
+    hidden = backbone(x, mask, stats)  # x (B, L) float32, mask (B, N) bool or None,
+                                       # stats (B, 2) or None: scaling.level_scale of x
     hidden.shape == (B, backbone.has_cls + N, backbone.dim)
 
 where N = ``backbone.n_tokens(L)`` tokens of ``backbone.token_points`` points
-each (the patch length; 1 for a per-timestep encoder) and ``mask`` marks
-tokens to hide (masked modelling). ``backbone.pool(hidden)`` is the
+each (the patch length; 1 for a per-timestep encoder), ``mask`` marks
+tokens to hide (masked modelling) and ``stats`` is what the normalisation
+removed (a backbone may ignore it). ``backbone.pool(hidden)`` is the
 instance embedding, (B, ``backbone.embed_dim``); ``backbone.token_states(hidden)``
 the per-token states (B, N, dim). Objectives (``s2gen.pretrain.objectives``)
 and the exported ``SeriesEncoder`` use nothing else, so a backbone is one

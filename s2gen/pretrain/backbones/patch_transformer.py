@@ -1,7 +1,8 @@
 """The ``s2`` backbone: a patch transformer with a [CLS] token (SymTime's series tower, pre-norm).
 
 Non-overlapping patches of ``patch`` points are embedded linearly, masked
-patches are replaced by a learned mask token, [CLS] is prepended, learned
+patches are replaced by a learned mask token, [CLS] is prepended (plus a
+linear map of the window's level and scale, with ``scale_token``), learned
 positions are added and pre-norm blocks follow. Its instance embedding is
 [CLS] concatenated with the mean of the patch states, 2 * d_model values:
 [CLS] alone carries only what the instance-level objectives put into it,
@@ -40,13 +41,22 @@ class PatchTransformer(nn.Module):
     has_cls = True
 
     def __init__(
-        self, patch: int, max_patches: int, d: int, heads: int, d_ff: int, layers: int, dropout
+        self,
+        patch: int,
+        max_patches: int,
+        d: int,
+        heads: int,
+        d_ff: int,
+        layers: int,
+        dropout: float,
+        scale_token: bool = True,
     ) -> None:
         super().__init__()
         self.token_points, self.dim, self.max_tokens = patch, d, max_patches
         self.embed_dim = 2 * d
         self.frontend = PatchEmbedding(patch, d)
         self.cls = nn.Parameter(torch.randn(1, 1, d) * 0.02)
+        self.stats_proj = nn.Linear(2, d) if scale_token else None
         self.mask_token = nn.Parameter(torch.randn(1, 1, d) * 0.02)
         self.pos = nn.Parameter(torch.randn(1, max_patches + 1, d) * 0.02)
         self.drop = nn.Dropout(dropout)
@@ -57,8 +67,10 @@ class PatchTransformer(nn.Module):
         """Patches of a series of ``length`` points (a multiple of the patch)."""
         return length // self.token_points
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """x (B, L) float, mask (B, P) bool (True = masked) -> (B, P + 1, d)."""
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None, stats: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """x (B, L) float, mask (B, P) bool (True = masked), stats (B, 2) -> (B, P + 1, d)."""
         h = self.frontend(x)  # (B, P, d)
         if h.shape[1] > self.max_tokens:
             raise ValueError(
@@ -68,6 +80,8 @@ class PatchTransformer(nn.Module):
         if mask is not None:
             h = torch.where(mask.unsqueeze(-1), self.mask_token.to(h.dtype), h)
         cls = self.cls.expand(h.shape[0], -1, -1).to(h.dtype)  # (B, 1, d)
+        if self.stats_proj is not None and stats is not None:
+            cls = cls + self.stats_proj(stats).unsqueeze(1).to(h.dtype)
         h = torch.cat([cls, h], dim=1)  # (B, P + 1, d)
         h = self.drop(h + self.pos[:, : h.shape[1]])
         for block in self.blocks:
@@ -86,5 +100,12 @@ class PatchTransformer(nn.Module):
 def build_patch_transformer(cfg: PretrainConfig) -> PatchTransformer:
     """The ``s2`` backbone of a config (its positions cover ``cfg.window``)."""
     return PatchTransformer(
-        cfg.patch, cfg.n_patches, cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.n_layers, cfg.dropout
+        cfg.patch,
+        cfg.n_patches,
+        cfg.d_model,
+        cfg.n_heads,
+        cfg.d_ff,
+        cfg.n_layers,
+        cfg.dropout,
+        cfg.scale_token,
     )

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from s2gen.pretrain.scaling import instance_norm
+from s2gen.pretrain.scaling import instance_norm, level_scale
 
 
 @dataclass
@@ -43,6 +43,7 @@ class Step:
     alpha: float = 0.0
     _clean: dict[int, torch.Tensor] = field(default_factory=dict)
     _normalised: torch.Tensor | None = None
+    _stats: torch.Tensor | None = None
 
     @property
     def normalised(self) -> torch.Tensor:
@@ -51,10 +52,17 @@ class Step:
             self._normalised = instance_norm(self.batch["series"])
         return self._normalised
 
+    @property
+    def stats(self) -> torch.Tensor:
+        """Level and scale (B, 2) of the windows (``scaling.level_scale``)."""
+        if self._stats is None:
+            self._stats = level_scale(self.batch["series"])
+        return self._stats
+
     def clean(self, view: int = 0) -> torch.Tensor:
         """Hidden states of the backbone's ``view``-th pass over the clean windows."""
         if view not in self._clean:
-            self._clean[view] = self.backbone(self.normalised)
+            self._clean[view] = self.backbone(self.normalised, stats=self.stats)
         return self._clean[view]
 
     @property

@@ -37,7 +37,7 @@ from s2gen.pretrain.losses import (
     mlm_loss,
 )
 from s2gen.pretrain.objectives.base import Objective, Step
-from s2gen.pretrain.scaling import instance_norm
+from s2gen.pretrain.scaling import instance_norm, level_scale
 from s2gen.symbols.vocabulary import SPECIALS
 
 
@@ -134,9 +134,10 @@ def masked_series_error(
 ) -> torch.Tensor:
     """Per-sample masked-series loss (B,): MSE over the masked patches only.
 
-    The window is normalised with its visible points (``instance_norm``), the
-    backbone sees the mask token at the masked patches, ``head`` maps patch
-    states to ``patch`` points, and the target is the normalised window. Pure in
+    The window is normalised with its visible points (``instance_norm``; the
+    backbone also gets their level and scale), the backbone sees the mask token
+    at the masked patches, ``head`` maps patch states to ``patch`` points, and
+    the target is the normalised window. Pure in
     the parameters and without data-dependent control flow, so it works under
     ``torch.func.functional_call`` + ``vmap`` (OATS's per-sample gradients).
 
@@ -144,8 +145,9 @@ def masked_series_error(
     Returns (B,) float, 0 for a row without masked patches.
     """
     patch = backbone.token_points
-    z = instance_norm(series, patch_visibility(mask, patch))  # (B, window)
-    hidden = backbone(z, mask)  # (B, 1 + P, d)
+    visible = patch_visibility(mask, patch)
+    z = instance_norm(series, visible)  # (B, window)
+    hidden = backbone(z, mask, level_scale(series, visible))  # (B, 1 + P, d)
     recon = head(backbone.token_states(hidden))  # (B, P, patch)
     return masked_patch_error(recon, z.unflatten(-1, (-1, patch)), mask)
 
@@ -287,7 +289,7 @@ class S2Objective(Objective):
                 (self.symbol_proj, self.symbol_proj_m),
             ):
                 momentum_update(online, ema, cfg.momentum)
-            t_m = self.series_feature(self.series_m(z), momentum=True)  # (B, e)
+            t_m = self.series_feature(self.series_m(z, stats=step.stats), momentum=True)  # (B, e)
             s_m = self.symbol_feature(self.symbol_m(tokens), momentum=True)  # (B, e)
         t = self.series_feature(step.clean(0))  # (B, e)
         s = self.symbol_feature(self.symbol(tokens))  # (B, e)
