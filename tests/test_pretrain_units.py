@@ -68,18 +68,36 @@ def test_encoder_handles_any_length_and_crops_to_last_window():
     enc = random_encoder("ci", seed=0, **TINY)
     rng = np.random.default_rng(1)
     long = rng.normal(size=(2, 200)).astype(np.float32)
-    emb = enc.embed(long)
+    emb = enc.embed(long, resize="none")
     assert emb.shape == (2, enc.dim) and np.isfinite(emb).all()
-    np.testing.assert_allclose(emb, enc.embed(long[:, -64:]), atol=1e-5)
-    mixed = [rng.normal(size=n) for n in (1, 5, 64, 13, 300)]
-    out = enc.embed(mixed, batch_size=2)
-    assert out.shape == (5, enc.dim) and np.isfinite(out).all()
-    np.testing.assert_allclose(out[2], enc.embed(mixed[2][None, :])[0], atol=1e-5)
+    np.testing.assert_allclose(emb, enc.embed(long[:, -64:], resize="none"), atol=1e-5)
+    for resize in ("linear", "none"):
+        mixed = [rng.normal(size=n) for n in (1, 5, 64, 13, 300)]
+        out = enc.embed(mixed, batch_size=2, resize=resize)
+        assert out.shape == (5, enc.dim) and np.isfinite(out).all()
+        np.testing.assert_allclose(out[2], enc.embed(mixed[2][None, :])[0], atol=1e-5)
+    with pytest.raises(ValueError, match="resize='cubic'"):
+        enc.embed(long, resize="cubic")
     x = torch.randn(2, 37, requires_grad=True)
     enc.forward_features(x).pow(2).sum().backward()  # (a plain sum of a LayerNorm is constant)
     assert x.grad is not None and x.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="empty"):
         enc.embed([np.zeros(0)])
+
+
+def test_encoder_resize_linear_matches_numpy_interpolation_and_none_left_pads():
+    enc = random_encoder("ci", seed=0, **TINY)  # window 64, patch 8
+    rng = np.random.default_rng(2)
+    for length in (20, 200):
+        x = rng.normal(size=(3, length))
+        grid = np.linspace(0.0, 1.0, 64)
+        twin = np.stack([np.interp(grid, np.linspace(0.0, 1.0, length), row) for row in x])
+        np.testing.assert_allclose(enc.embed(x), enc.embed(twin, resize="none"), atol=1e-4)
+    short = rng.normal(size=(2, 13))  # none: normalised, then 3 copies of the first value
+    z = (short - short.mean(1, keepdims=True)) / short.std(1, keepdims=True)
+    z_padded = np.concatenate([np.repeat(z[:, :1], 3, axis=1), z], axis=1)
+    direct = enc.encoder(torch.from_numpy(z_padded).float().unflatten(-1, (2, 8)))[:, 0]
+    np.testing.assert_allclose(enc.embed(short, resize="none"), direct.detach(), atol=1e-4)
 
 
 def test_random_encoder_is_seeded_and_leaves_global_rng_alone():

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 import numpy as np
 
 EPS = 1e-8
+# how an encoder brings a series to its window (``SeriesEncoder.forward_features``)
+RESIZE_MODES = ("linear", "none")
 
 
 def fill_gaps(values: np.ndarray) -> np.ndarray:

@@ -185,8 +185,16 @@ def _read_series(path: Path):
 @click.option(
     "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
 )
-def embed(checkpoint_path, input_path, out_path, batch_size, device) -> None:
-    """Embed series with a pretrained series encoder (pads/crops to its window)."""
+@click.option(
+    "--resize",
+    type=click.Choice(["linear", "none"]),
+    default="linear",
+    show_default=True,
+    help="Resample each series to the window (linear) or keep its last window points and "
+    "left-pad a shorter one (none).",
+)
+def embed(checkpoint_path, input_path, out_path, batch_size, device, resize) -> None:
+    """Embed series with a pretrained series encoder (resized to its window)."""
     import numpy as np
 
     out = Path(out_path)
@@ -200,7 +208,7 @@ def embed(checkpoint_path, input_path, out_path, batch_size, device) -> None:
         encoder = load_encoder(checkpoint_path, resolve_device(device))
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
-    emb = encoder.embed(series, batch_size=batch_size)
+    emb = encoder.embed(series, batch_size=batch_size, resize=resize)
     if out.suffix == ".npy":
         np.save(out, emb)
     else:
