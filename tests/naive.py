@@ -168,3 +168,20 @@ def sawtooth(L, amplitude, freq, phase):
     """A (2 frac(f u + phase / 2 pi) - 1), via scipy.signal.sawtooth."""
     u = np.arange(L) / L
     return amplitude * signal.sawtooth(2 * np.pi * freq * u + phase)
+
+
+def dtw_band(x: np.ndarray, y: np.ndarray, window: int) -> float:
+    """DTW_D cost of (C, L) cases x, y: the full cost matrix, cells with |i - j| > window barred.
+
+    D[i, j] = |x_i - y_j|^2 + min(D[i-1, j-1], D[i-1, j], D[i, j-1]), D[0, 0] = 0.
+    """
+    length = x.shape[1]
+    step = ((x[:, :, None] - y[:, None, :]) ** 2).sum(axis=0)  # (L, L)
+    cost = np.full((length + 1, length + 1), np.inf)
+    cost[0, 0] = 0.0
+    for i in range(1, length + 1):
+        for j in range(1, length + 1):
+            if abs(i - j) <= window:
+                before = min(cost[i - 1, j - 1], cost[i - 1, j], cost[i, j - 1])
+                cost[i, j] = step[i - 1, j - 1] + before
+    return float(cost[length, length])

@@ -1,8 +1,10 @@
 """`s2gen evaluate` and `s2gen finetune` end to end on a tiny real pretraining checkpoint."""
 
+import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -79,9 +81,10 @@ def test_evaluate_classification_checkpoint_random_init_and_baselines(checkpoint
     document = json.loads((out / "results.json").read_text())
     records = document["records"]
     keys = {(r["model"], r["dataset"], r["seed"]) for r in records}
-    assert len(records) == len(keys) == 2 * 2 + 2 * 1 + 2 * 2
+    assert len(records) == len(keys) == 2 * 2 + 2 * 1 + 2 * 4  # 4 baselines per dataset
     assert ("run/best", "Ramps", None) in keys and ("random-init", "Wobble", 1) in keys
     assert ("1nn-euclidean", "Wobble", None) in keys and ("logreg-raw", "Ramps", None) in keys
+    assert ("catch22-rf", "Wobble", None) in keys and ("minirocket", "Ramps", None) in keys
     dims = {(r["model"], r["dataset"]): r["info"].get("dim") for r in records}
     assert dims[("run/best", "Ramps")] == dims[("random-init", "Ramps")] == 32  # [CLS] + mean
     assert dims[("run/best", "Wobble")] == 2 * 32  # two channels, concatenated
@@ -89,8 +92,14 @@ def test_evaluate_classification_checkpoint_random_init_and_baselines(checkpoint
     table = (out / "results.md").read_text()
     assert table in result.output
     assert "| Ramps |" in table and "±" in table  # random init: mean ± std over 2 seeds
+    assert "**classification: summary over 2 datasets**" in table
     assert (out / "results.png").read_bytes()[:4] == b"\x89PNG"
-    assert document["config"]["checkpoints"] == [str(Path(checkpoint).resolve())]
+    assert document["config"]["checkpoints"] == [checkpoint]  # as given
+    sha = hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()
+    assert document["config"]["checkpoint_sha256"] == [sha]
+    assert document["config"]["resize"] == "linear" and document["config"]["dtw"] is False
+    summary = document["summary"]["classification"]
+    assert summary["datasets"] == ["Ramps", "Wobble"] and "run/best" in summary["models"]
 
 
 def test_evaluate_probe_uses_the_checkpoint_weights(checkpoint, tmp_path):
@@ -109,6 +118,32 @@ def test_evaluate_probe_uses_the_checkpoint_weights(checkpoint, tmp_path):
     assert flat[0]["model"] == f"{tmp_path.name}/zeroed"
     assert flat[0]["metrics"]["accuracy"] == pytest.approx(0.5)  # constant features: chance
     assert same[0]["metrics"]["accuracy"] > 0.5
+
+
+def test_evaluate_resize_rf_head_and_opt_in_dtw(checkpoint, tmp_path):
+    from s2gen.evaluate.cli import _model_specs
+    from s2gen.evaluate.datasets import load_classification
+
+    series = [case[0] for case in load_classification(RAMPS).train.series]  # 12 points < 64
+    linear = _model_specs((checkpoint,), False, None, "cpu", 8, "linear")[0].make_embed(None)
+    none = _model_specs((checkpoint,), False, None, "cpu", 8, "none")[0].make_embed(None)
+    a, b = linear(np.stack(series)), none(np.stack(series))
+    assert a.shape == b.shape and np.isfinite(a).all() and np.isfinite(b).all()
+    assert np.abs(a - b).max() > 1e-3  # resampled to 64 points vs left-padded to 16
+    dims = {}
+    for resize in ("linear", "none"):
+        out = tmp_path / resize
+        args = ("--task", "classification", "--dataset", RAMPS, "--no-baselines", "--dtw")
+        args += ("--classifier", "rf", "--resize", resize, "--out", out)
+        invoke(evaluate, "--checkpoint", checkpoint, *args)
+        document = json.loads((out / "results.json").read_text())
+        assert document["config"]["resize"] == resize and document["config"]["classifier"] == "rf"
+        records = {r["model"]: r for r in document["records"]}
+        assert set(records) == {"1nn-dtw", "run/best"}  # --no-baselines keeps --dtw
+        assert records["1nn-dtw"]["info"]["window"] == 1  # floor(0.1 * 12)
+        assert records["run/best"]["info"]["n_estimators"] == 200
+        dims[resize] = records["run/best"]["info"]["dim"]
+    assert dims["linear"] == dims["none"]
 
 
 def test_evaluate_forecasting(checkpoint, tmp_path):
@@ -204,8 +239,15 @@ def test_finetune_cli_writes_checkpoint_and_results(checkpoint, tmp_path):
     assert "Ramps seed 0: test accuracy" in result.output
     saved = torch.load(out / "Ramps" / "seed0" / "finetuned.pt", weights_only=True)
     assert saved["classes"] == ["up", "down"] and 1 <= saved["epoch"] <= 3
-    records = json.loads((out / "results.json").read_text())["records"]
+    document = json.loads((out / "results.json").read_text())
+    records = document["records"]
     assert len(records) == 1 and records[0]["task"] == "finetune"
+    assert (
+        document["config"]["checkpoint"] == checkpoint and document["config"]["resize"] == "linear"
+    )
+    sha = hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()
+    assert document["config"]["checkpoint_sha256"] == sha
+    assert saved["config"]["resize"] == "linear"
     assert records[0]["model"] == "finetune: best"
     invoke(finetune, "--dataset", RAMPS, "--out", out, expect=2)
     invoke(

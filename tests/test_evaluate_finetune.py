@@ -37,7 +37,8 @@ class StandIn(nn.Module):
         self.w1 = nn.Parameter(torch.randn(16, 16, generator=generator) * 0.3)
         self.w2 = nn.Parameter(torch.randn(16, self.dim, generator=generator) * 0.3)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor, resize: str = "linear") -> torch.Tensor:
+        assert resize in ("linear", "none")  # the interface; the stand-in always resamples
         x = (x - x.mean(1, keepdim=True)) / (x.std(1, keepdim=True) + 1e-6)
         x = nn.functional.interpolate(x[:, None, :], size=16, mode="linear")[:, 0]  # (B, 16)
         return torch.tanh(x @ self.w1) @ self.w2  # (B, dim)
@@ -185,3 +186,19 @@ def test_mlflow_uri_without_mlflow_gives_the_install_line(tmp_path, monkeypatch)
             tmp_path,
             mlflow_uri="file:///x",
         )
+
+
+def test_resize_reaches_the_encoder_and_is_checked(tmp_path):
+    seen = []
+
+    class Recording(StandIn):
+        def forward_features(self, x, resize="linear"):
+            seen.append(resize)
+            return super().forward_features(x, resize)
+
+    cfg = FinetuneConfig(epochs=1, seed=0, resize="none")
+    result = finetune(Recording(0), _dataset(10, 4, seed=0), cfg, tmp_path)
+    assert seen and set(seen) == {"none"}
+    assert torch.load(result.checkpoint, weights_only=True)["config"]["resize"] == "none"
+    with pytest.raises(ValueError, match="resize='cubic'"):
+        FinetuneConfig(resize="cubic")

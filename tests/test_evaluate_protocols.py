@@ -217,13 +217,51 @@ def test_suite_runs_models_by_seed_and_baselines_once():
     records = run_suite(models, cfg)
     assert made == [0, 1]
     keys = [(r["model"], r["dataset"], r["seed"]) for r in records]
-    assert len(keys) == len(set(keys)) == 2 * 2 + 2 * 1 + 2 * 2
+    assert len(keys) == len(set(keys)) == 2 * 4 + 2 * 1 + 2 * 2  # 4 baselines per dataset
     assert ("1nn-euclidean", "Ramps", None) in keys and ("noise", "Wobble", 1) in keys
+    assert ("catch22-rf", "Wobble", None) in keys and ("minirocket", "Ramps", None) in keys
+    assert [k[0] for k in keys[:6]] == [*baselines.CLASSIFICATION_BASELINES, "spectrum", "noise"]
     spectrum = {r["dataset"]: r for r in records if r["model"] == "spectrum"}
     assert spectrum["Wobble"]["info"]["dim"] == 2 * 17  # two channels, concatenated
     assert all(set(r["metrics"]) == {"accuracy"} for r in records)
     with pytest.raises(ValueError, match="distinct"):
         run_suite([models[0], models[0]], cfg)
+
+
+def test_suite_keeps_going_past_a_failing_dataset_only_when_asked():
+    def picky(series):  # fails on Wobble, whose series are shorter than 10 points
+        if min(len(row) for row in series) < 10:
+            raise ValueError("too short for this model")
+        return spectrum_embed(series)
+
+    models = [ModelSpec("picky", lambda seed: picky, seeded=False)]
+    datasets = (str(DATA / "Wobble_TRAIN.ts"), str(DATA / "NoSuch_TRAIN.ts"))
+    datasets += (str(DATA / "Ramps_TRAIN.ts"),)
+    cfg = SuiteConfig("classification", datasets, classification=FAST, baselines=False)
+    skipped = []
+    records = run_suite(models, cfg, skipped)
+    assert [(r["model"], r["dataset"]) for r in records] == [("picky", "Ramps")]
+    assert [entry["dataset"] for entry in skipped] == ["Wobble", datasets[1]]
+    assert skipped[0]["error"] == "ValueError: too short for this model"
+    assert "NoSuch_TRAIN.ts" in skipped[1]["error"]
+    with pytest.raises(ValueError, match="NoSuch"):  # without a list: stop at once
+        run_suite(models, cfg)
+    with pytest.raises(ValueError, match="dtw=True"):
+        SuiteConfig("forecasting", ("x",), forecast=ForecastConfig(horizon=2), dtw=True)
+
+
+def test_rf_head_needs_no_search_and_is_seeded():
+    train, y_train = two_frequency_cases(20, seed=1)
+    test, y_test = two_frequency_cases(40, seed=2)
+    cfg = ClassificationConfig(classifier="rf")
+    result = protocols.classification_probe(spectrum_embed, train, y_train, test, y_test, cfg)
+    assert result["accuracy"] == 1.0 and result["n_estimators"] == 200 and result["cv_folds"] == 0
+    again = protocols.classification_probe(noise_embed(0), train, y_train, test, y_test, cfg)
+    assert again == protocols.classification_probe(
+        noise_embed(0), train, y_train, test, y_test, cfg
+    )
+    with pytest.raises(ValueError, match="rf_trees=0"):
+        ClassificationConfig(classifier="rf", rf_trees=0)
 
 
 def test_suite_forecasting_on_a_csv_fixture():

@@ -306,6 +306,16 @@ def test_cli_pretrain_then_embed(store_path, tmp_path):
     emb = np.load(tmp_path / "emb.npy")
     assert emb.shape == (3, 128)
     np.testing.assert_allclose(emb, load_encoder(out / "last.pt").embed(series), atol=1e-5)
+    result = CliRunner().invoke(
+        embed,
+        ["--checkpoint", str(out / "last.pt"), "--input", str(tmp_path / "in.csv")]
+        + ["--out", str(tmp_path / "kept.npy"), "--device", "cpu", "--resize", "none"],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    kept = load_encoder(out / "last.pt").embed(series, resize="none")
+    np.testing.assert_allclose(np.load(tmp_path / "kept.npy"), kept, atol=1e-5)
+    assert np.abs(kept - emb).max() > 1e-3  # 50 points resampled to 64 vs left-padded
     bad = CliRunner().invoke(
         embed,
         ["--checkpoint", str(out / "last.pt"), "--input", str(tmp_path / "in.csv")]

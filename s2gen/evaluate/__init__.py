@@ -1,10 +1,15 @@
 """Evaluation of series encoders on real data (extra ``eval``; torch for models).
 
-- ``ts_format`` / ``series_format``: readers for UCR/UEA ``.ts`` and .csv/.npy series;
+- ``ts_format`` / ``series_format``: readers for UCR/UEA ``.ts``, UCR ``.tsv``/``.txt``
+  and .csv/.npy series;
 - ``datasets``: resolve datasets by path or by name from files shipped in packages;
-- ``protocols``: frozen-embedding linear classification and ridge forecasting probes;
-- ``baselines``: 1-NN Euclidean, logistic regression on raw series, naive forecasts;
-- ``suite`` / ``report``: models x datasets x seeds, results.json / .md / .png;
+- ``archive``: the sets of a local UCR/UEA archive copy (``--ucr-root``);
+- ``protocols``: frozen-embedding classification (logreg, SVM, random forest) and
+  ridge forecasting probes;
+- ``baselines``: 1-NN Euclidean, the probe's classifier on raw series, catch22 +
+  random forest, MiniRocket, 1-NN DTW (``dtw``: the Numba kernel), naive forecasts;
+- ``suite`` / ``report`` / ``ranking``: models x datasets x seeds, results.json /
+  .md / .png, average ranks and wins/ties/losses;
 - ``finetune``: full fine-tuning with a linear head and early stopping;
 - ``cli``: the ``s2gen evaluate`` and ``s2gen finetune`` commands.
 

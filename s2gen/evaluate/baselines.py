@@ -1,10 +1,27 @@
 """Classical baselines reported beside the encoders, on the same splits.
 
-Classification: 1-NN with Euclidean distance on z-normalised series (the
-standard UCR reference, Dau et al., "The UCR time series archive", 2019) and
-logistic regression on the raw series. Both need one length: cases are
-gap-filled and resampled to the longest train length; a multivariate case is
-z-normalised channel by channel and its channels are concatenated.
+Classification:
+
+- ``1nn-euclidean``: 1-NN with Euclidean distance on z-normalised series (the
+  standard UCR reference, Dau et al., "The UCR time series archive", 2019);
+- ``logreg-raw``: the probe's classifier (``--classifier``) on the raw values;
+- ``catch22-rf``: the 22 catch22 features of each channel (Lubba et al.,
+  "catch22: CAnonical Time-series CHaracteristics", 2019; ``pycatch22``),
+  concatenated over channels, a feature that comes out NaN or inf (a
+  degenerate series) set to 0, then a random forest of 500 trees (the tsml
+  reference setting of the bake-offs; seed 0);
+- ``minirocket``: MiniRocket features (Dempster et al., "MiniRocket", KDD
+  2021; sktime's ``MiniRocket`` / ``MiniRocketMultivariate``, 10,000 kernels,
+  seed 0), standardised, then ``RidgeClassifierCV`` over 10 alphas in
+  10^-3..10^3 as in the paper;
+- ``1nn-dtw`` (opt-in, slow): 1-NN under DTW in a Sakoe-Chiba band of 10% of
+  the length (``s2gen.evaluate.dtw``) on z-normalised series.
+
+All but catch22 need one length: cases are gap-filled and resampled to the
+longest train length (to 9 points at least for MiniRocket, whose kernels span
+9); catch22 takes each gap-filled series at its own length. A multivariate
+case is z-normalised channel by channel. Every baseline is deterministic
+given its fixed seed, so it runs once (seed None in the records).
 
 Forecasting: naive (repeat the last value), seasonal naive (repeat the last
 season; Hyndman & Athanasopoulos, "Forecasting: principles and practice",
@@ -15,9 +32,14 @@ per window like the encoder probe (a linear model in the spirit of DLinear).
 from collections.abc import Sequence
 
 import numpy as np
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import RidgeClassifierCV
 from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
-from s2gen.evaluate.preprocess import resample_cases, znormalise
+from s2gen.evaluate.dtw import dtw_nearest
+from s2gen.evaluate.preprocess import fill_gaps, resample_cases, znormalise
 from s2gen.evaluate.protocols import (
     ClassificationConfig,
     ForecastConfig,
@@ -28,8 +50,16 @@ from s2gen.evaluate.protocols import (
     window_scale,
 )
 
-CLASSIFICATION_BASELINES = ("1nn-euclidean", "logreg-raw")
+CLASSIFICATION_BASELINES = ("1nn-euclidean", "logreg-raw", "catch22-rf", "minirocket")
+DTW_BASELINE = "1nn-dtw"
 FORECAST_BASELINES = ("naive", "seasonal-naive", "ridge-raw")
+BASELINES = (*CLASSIFICATION_BASELINES, DTW_BASELINE, *FORECAST_BASELINES)
+SEED = 0  # of the random forest and of MiniRocket's kernels
+CATCH22_TREES = 500
+MINIROCKET_MIN_LENGTH = 9
+RIDGE_ALPHAS = tuple(np.logspace(-3, 3, 10))
+DTW_WINDOW = 0.1  # band half-width as a share of the length
+EVAL_HINT = "pip install 's2gen[eval]'"
 
 
 def _fixed_length(
@@ -87,6 +117,124 @@ def logreg_raw(
     return fit_classifier(
         train.reshape(len(train), -1), y_train, test.reshape(len(test), -1), y_test, cfg
     )
+
+
+def _accuracy(model, x_test: np.ndarray, y_test: np.ndarray) -> float:
+    return float(np.mean(model.predict(x_test) == y_test))
+
+
+def catch22_features(cases: Sequence[np.ndarray]) -> tuple[np.ndarray, int]:
+    """The catch22 features of every channel of every case.
+
+    Parameters
+    ----------
+    cases : n arrays of shape (C, L_i); NaN gaps are filled first.
+
+    Returns
+    -------
+    (n, C * 22) float64 features, channel c in columns 22c .. 22c + 21, and
+    the number of NaN or inf features that were set to 0.
+    """
+    try:
+        import pycatch22
+    except ImportError as error:
+        raise ImportError(f"the catch22 baseline needs pycatch22: {EVAL_HINT} ({error})") from None
+    rows = [
+        [
+            v
+            for channel in case
+            for v in pycatch22.catch22_all(fill_gaps(channel).tolist())["values"]
+        ]
+        for case in cases
+    ]
+    features = np.asarray(rows, dtype=np.float64)  # (n, C*22)
+    bad = ~np.isfinite(features)
+    features[bad] = 0.0
+    return features, int(bad.sum())
+
+
+def catch22_rf(
+    train_cases: Sequence[np.ndarray],
+    y_train: np.ndarray,
+    test_cases: Sequence[np.ndarray],
+    y_test: np.ndarray,
+) -> dict:
+    """Random forest on catch22 features (see the module docstring).
+
+    Returns
+    -------
+    {"accuracy", "n_estimators", "imputed": features set to 0 in both splits}.
+    """
+    x_train, bad_train = catch22_features(train_cases)
+    x_test, bad_test = catch22_features(test_cases)
+    forest = RandomForestClassifier(n_estimators=CATCH22_TREES, random_state=SEED, n_jobs=1)
+    forest.fit(x_train, y_train)
+    return {
+        "accuracy": _accuracy(forest, x_test, y_test),
+        "n_estimators": CATCH22_TREES,
+        "imputed": bad_train + bad_test,
+    }
+
+
+def minirocket_ridge(
+    train_cases: Sequence[np.ndarray],
+    y_train: np.ndarray,
+    test_cases: Sequence[np.ndarray],
+    y_test: np.ndarray,
+) -> dict:
+    """MiniRocket features -> standardisation -> RidgeClassifierCV (see the module docstring).
+
+    Returns
+    -------
+    {"accuracy", "alpha": the chosen ridge penalty, "n_features"}.
+    """
+    try:
+        from sktime.transformations.rocket import MiniRocket, MiniRocketMultivariate
+    except ImportError as error:
+        raise ImportError(f"the MiniRocket baseline needs sktime: {EVAL_HINT} ({error})") from None
+    length = max(max(case.shape[1] for case in train_cases), MINIROCKET_MIN_LENGTH)
+    train = resample_cases(train_cases, length).astype(np.float32)  # (n, C, L)
+    test = resample_cases(test_cases, length).astype(np.float32)
+    kind = MiniRocket if train.shape[1] == 1 else MiniRocketMultivariate
+    transform = kind(random_state=SEED, n_jobs=1)
+    x_train = np.asarray(transform.fit_transform(train), dtype=np.float64)  # (n, ~10,000)
+    x_test = np.asarray(transform.transform(test), dtype=np.float64)
+    model = make_pipeline(StandardScaler(), RidgeClassifierCV(alphas=RIDGE_ALPHAS))
+    model.fit(x_train, y_train)
+    return {
+        "accuracy": _accuracy(model, x_test, y_test),
+        "alpha": float(model[-1].alpha_),
+        "n_features": int(x_train.shape[1]),
+    }
+
+
+def nn1_dtw(
+    train_cases: Sequence[np.ndarray],
+    y_train: np.ndarray,
+    test_cases: Sequence[np.ndarray],
+    y_test: np.ndarray,
+    window: float = DTW_WINDOW,
+) -> dict:
+    """1-NN under DTW_D in a Sakoe-Chiba band on z-normalised series.
+
+    Parameters
+    ----------
+    train_cases, test_cases : arrays of shape (C, L_i), one per case.
+    y_train, y_test : class labels.
+    window : band half-width as a share of the common length L; the band
+        admits |i - j| <= floor(window * L).
+
+    Returns
+    -------
+    {"accuracy", "window": the half-width in points}.
+    """
+    if not 0.0 <= window <= 1.0:
+        raise ValueError(f"window={window} must be a share of the length in [0, 1]")
+    train, test = _fixed_length(train_cases, test_cases)  # (n, C, L) each
+    points = int(np.floor(window * train.shape[2]))
+    index, _ = dtw_nearest(znormalise(train), znormalise(test), points)
+    prediction = np.asarray(y_train)[index]
+    return {"accuracy": float(np.mean(prediction == y_test)), "window": points}
 
 
 def naive_forecast(context: np.ndarray, horizon: int) -> np.ndarray:

