@@ -240,7 +240,7 @@ def main() -> None:
 @click.option(
     "--expr",
     multiple=True,
-    help="A given output expression over x_0..x_15 (sympy text, repeatable), e.g. "
+    help="A given output expression over x_0..x_15 (repeatable; see s2gen.symbols.grammar), e.g. "
     "'sin(x_0) + 0.5*x_1': only excitations are drawn. sqrt and log act on |u|.",
 )
 @click.option("--max-abs-output", type=float, default=1e4, show_default=True)

@@ -31,15 +31,15 @@ SAMPLER_PRESETS = {
 
 
 def _expression_inputs(expressions: tuple[str, ...]) -> int:
-    """Input channels the given expressions need; a bad one is named."""
-    from s2gen.symbols.parse import program_of, variables_of
+    """Input channels the given expressions need; a bad one raises ExpressionError naming it."""
+    from s2gen.symbols.parse import ExpressionError, program_of, variables_of
 
     needed = 1
     for i, text in enumerate(expressions):
         try:
             needed = max(needed, variables_of(*program_of(text)))
-        except ValueError as exc:
-            fail(f"expressions[{i}]", text, str(exc))
+        except ExpressionError as exc:
+            raise exc.for_field(f"expressions[{i}]") from None
     return needed
 
 
@@ -88,8 +88,8 @@ class GenerateConfig:
         failing expression is redrawn.
     max_expression_draws : expression draws per pair before generation gives
         up with an error (only reachable with a pathological config).
-    expressions : given expressions f_j (sympy text over x_0..x_15,
-        ``s2gen.symbols.parse``) instead of sampled ones: every pair has
+    expressions : given expressions f_j (text over x_0..x_15 in the language of
+        ``s2gen.symbols.grammar``) instead of sampled ones: every pair has
         exactly these outputs (min/max_output_dim = their number) and only
         the excitation is drawn, up to excitation_retries x
         max_expression_draws times per pair.
@@ -234,7 +234,7 @@ class GenerateConfig:
 
     @classmethod
     def for_expressions(cls, expressions, **settings: Any) -> "GenerateConfig":
-        """Config for pairs of the given expressions (sympy text over x_0..x_15).
+        """Config for pairs of the given expressions (text over x_0..x_15, see ``grammar``).
 
         The output dims default to the number of expressions and the input
         dims to the variables they use; other ``settings`` are fields.

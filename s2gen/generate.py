@@ -131,7 +131,7 @@ def prepare(
         store_config = StoreConfig(**store_options)
         store.create(path, config, store_config, n)
         return store_config
-    stored = GenerateConfig.from_dict(header["config"])
+    stored = store.header_config(path, header)
     if stored != config:
         raise store.StoreError(
             f"{path} holds a store made with another config ("

@@ -2,9 +2,10 @@
 
 ``validate`` checks the invariants of docs/FORMAT.md on sampled rows: finite
 values and zero padding, dims in range, y equal to the stored expression
-lambdified by sympy on the stored x (rounded to the store dtype), tokens that
-decode to the same expression, the row seed, a bit-for-bit regeneration from
-(config, seed), and that every shard is complete.
+(read by ``s2gen.symbols.grammar``, which runs nothing) lambdified by sympy on
+the stored x (rounded to the store dtype), tokens that decode to the same
+expression, the row seed, a bit-for-bit regeneration from (config, seed), and
+that every shard is complete.
 """
 
 from collections import Counter
@@ -16,8 +17,9 @@ from s2gen import store as s2store
 from s2gen.generators.pairs import generate_pair
 from s2gen.kernels.seeds import row_seeds
 from s2gen.symbols import vocabulary as vocab
+from s2gen.symbols.grammar import ExpressionError, shorten
 from s2gen.symbols.operators import OPERATORS
-from s2gen.symbols.render import lambdify, to_infix
+from s2gen.symbols.render import lambdify, parse_infix, to_infix
 
 
 def sample_rows(n_rows: int, k: int | None, seed: int = 0) -> np.ndarray:
@@ -170,14 +172,21 @@ def _check_row(view, i: int, row: dict, report: Report) -> None:
         stored = y[j]
         if stored.astype(np.float64).std() == 0:
             report.fail(i, f"output {j} is constant")
-        with np.errstate(all="ignore"):
-            want = lambdify(text, m)(x64).astype(stored.dtype)
+        try:
+            with np.errstate(all="ignore"):
+                want = lambdify(text, m)(x64).astype(stored.dtype)
+        except (ValueError, ArithmeticError, TypeError, RecursionError) as exc:
+            # ExpressionError: the text is outside the language (nothing ran); the others
+            # come from numpy evaluating a tree too deep or with a constant too large
+            report.fail(i, f"output {j}: expr cannot be evaluated: {exc}")
+            continue
         tolerance = np.spacing(np.abs(stored)).astype(np.float64)
         gap = np.abs(want.astype(np.float64) - stored.astype(np.float64))
         if not (np.isfinite(want).all() and (gap <= tolerance).all()):
             worst = float(np.nanmax(gap)) if np.isfinite(gap).any() else float("nan")
             report.fail(
-                i, f"output {j}: y differs from sympy's {text!r} on stored x (max {worst:.3g})"
+                i,
+                f"output {j}: y differs from sympy's {shorten(text)} on stored x (max {worst:.3g})",
             )
     again = generate_pair(config, int(row["seed"]))
     if not (np.array_equal(again.x[0], x) and np.array_equal(again.y[0], y)):
@@ -203,8 +212,6 @@ def describe_pair(view: s2store.S2Store, index: int) -> str:
     """Readable text for ``s2gen show``: dims, samplers, expressions, summary stats."""
     import sympy as sp
 
-    from s2gen.symbols.render import parse_infix
-
     pair = view[index]
     names = {v: k for k, v in view.header["sampler_codes"].items()}
     lines = [
@@ -215,8 +222,14 @@ def describe_pair(view: s2store.S2Store, index: int) -> str:
     for c, series in enumerate(pair.x):
         lines.append(f"  x_{c}: {_stats(series)}")
     for j, text in enumerate(pair.expr):
-        lines.append(f"y_{j} = {text}")
-        lines.append(sp.pretty(parse_infix(text), use_unicode=False))
+        try:
+            tree = parse_infix(text)
+        except ExpressionError as exc:  # the store was edited or is corrupt: show, never run
+            lines.append(f"y_{j} = {shorten(text)}")
+            lines.append(f"  not s2gen's expression language: {exc.reason}")
+        else:
+            lines.append(f"y_{j} = {text}")
+            lines.append(sp.pretty(tree, use_unicode=False))
         lines.append(f"  y_{j}: {_stats(pair.y[j])}")
     return "\n".join(lines)
 

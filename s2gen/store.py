@@ -335,6 +335,18 @@ class Pair:
     seed: int
 
 
+def header_config(path: str, header: dict[str, Any]) -> GenerateConfig:
+    """The generation config a store's header records; StoreError if it does not validate.
+
+    A header is data from whoever wrote the store: its ``expressions`` are
+    read by s2gen's own parser like any other text (nothing runs).
+    """
+    try:
+        return GenerateConfig.from_dict(header["config"])
+    except ValueError as exc:
+        raise StoreError(f"{path}: the generation config in its header is invalid: {exc}") from None
+
+
 class S2Store:
     """Read-only view of an s2gen store (``s2gen.store.open``); no torch needed.
 
@@ -347,7 +359,7 @@ class S2Store:
         self.path = path
         self.header = header
         self.arrays = {name: group[name] for name in ARRAY_NAMES}
-        self.config = GenerateConfig.from_dict(header["config"])
+        self.config = header_config(path, header)
         self.store_config = StoreConfig.from_dict(header["store"])
         self.vocabulary: list[str] = list(header["vocabulary"])
         self.chunk_rows = self.store_config.chunk_rows

@@ -1,17 +1,20 @@
-"""User expressions (sympy text) as s2gen programs, for pairs of a given f.
+"""User expressions (text) as s2gen programs, for pairs of a given f.
 
-``program_of(text)`` reads an expression such as ``"sin(x_0) + 0.5*x_1"`` and
-returns the prefix program the interpreter runs. The program's rendering
-(``s2gen.symbols.render.to_infix``) is what a store records; it is the same
-function as the text, with two rules of s2gen's language made explicit:
-``sqrt(u)`` is ``sqrt(Abs(u))`` and ``log(u)`` is ``log(Abs(u))`` (they agree
-wherever the text is real). Everything else must map exactly, or the text is
-refused with the reason:
+``program_of(text)`` reads an expression such as ``"sin(x_0) + 0.5*x_1"`` with
+s2gen's own parser (``s2gen.symbols.grammar``: it builds a sympy tree and
+executes nothing) and returns the prefix program the interpreter runs. The
+program's rendering (``s2gen.symbols.render.to_infix``) is what a store
+records; it is the same function as the text, with two rules of s2gen's
+language made explicit: ``sqrt(u)`` is ``sqrt(Abs(u))`` and ``log(u)`` is
+``log(Abs(u))`` (they agree wherever the text is real); ``u**0.5`` and
+``u**-0.5`` are ``sqrt(u)`` and ``1/sqrt(u)``, so they too act on ``|u|``.
+Everything else must map exactly, or the text is refused with the reason:
 
 - variables ``x_0`` .. ``x_15``; constants exactly ``m * 10**e`` with m in
   1..999 and e in -8..7 (a constant is never rounded behind the user's back);
-- ``+ - * /``, powers with exponents -3..3 and +-1/2, ``Abs``, ``exp``, ``log``,
-  ``sin``, ``cos``, ``tan``, ``atan``, ``asin``, ``acos``;
+- ``+ - * /``, powers ``u**k`` with k an integer -3..3 or +-0.5, ``Abs``,
+  ``exp``, ``log``, ``sqrt``, ``sin``, ``cos``, ``tan``, ``atan``, ``asin``,
+  ``acos``;
 - the temporal functions ``tdiff(u)``, ``tcumsum(u)``, ``tlag(u, k)`` (k in 1,
   4, 16) and ``tmavg(u, w)`` (w in 4, 16).
 """
@@ -20,10 +23,13 @@ from functools import lru_cache
 
 import numpy as np
 
-from s2gen.config import MAX_INPUT_DIM
 from s2gen.kernels import opcodes as oc
 from s2gen.kernels.constants import from_decimal
+from s2gen.symbols.grammar import ExpressionError, parse
 from s2gen.symbols.operators import BY_NAME
+from s2gen.symbols.render import to_infix
+
+__all__ = ["ExpressionError", "program_of", "variables_of"]
 
 _FUNCTIONS = {
     "exp": "exp",
@@ -41,12 +47,8 @@ _WINDOWED = {"tlag": {1: "lag1", 4: "lag4", 16: "lag16"}, "tmavg": {4: "mavg4", 
 _POWERS = {2: ["pow2"], 3: ["pow3"], -1: ["inv"], -2: ["inv", "pow2"], -3: ["inv", "pow3"]}
 
 
-class ExpressionError(ValueError):
-    """A user expression that s2gen's language cannot represent exactly."""
-
-
 def _fail(text: str, reason: str) -> None:
-    raise ExpressionError(f"expression {text!r}: {reason}")
+    raise ExpressionError(text, reason)
 
 
 def _constant(value, text: str) -> tuple[int, int]:
@@ -73,12 +75,8 @@ def _emit(expr, text: str, out: list[tuple[int, int]]) -> None:
     """Append the prefix program of ``expr`` to ``out`` as (code, arg) pairs."""
     import sympy as sp
 
-    if isinstance(expr, sp.Symbol):
-        name = expr.name
-        index = name[2:] if name.startswith("x_") else ""
-        if not index.isdigit() or int(index) >= MAX_INPUT_DIM:
-            _fail(text, f"unknown symbol {name!r}; the inputs are x_0 .. x_{MAX_INPUT_DIM - 1}")
-        out.append((oc.VAR, int(index)))
+    if isinstance(expr, sp.Symbol):  # the parser admits only x_0 .. x_15
+        out.append((oc.VAR, int(expr.name[2:])))
     elif expr.is_Number:
         if expr == 0:
             _fail(text, "a zero constant cannot be stored; simplify it away")
@@ -96,12 +94,9 @@ def _emit(expr, text: str, out: list[tuple[int, int]]) -> None:
     elif expr.func.__name__ in _FUNCTIONS and len(expr.args) == 1:
         out.append(_node(_FUNCTIONS[expr.func.__name__]))
         _emit(expr.args[0], text, out)
-    elif expr.func.__name__ in _WINDOWED and len(expr.args) == 2:
+    elif expr.func.__name__ in _WINDOWED and len(expr.args) == 2:  # the parser checked k
         name, window = expr.func.__name__, expr.args[1]
-        choices = _WINDOWED[name]
-        if not (window.is_Integer and int(window) in choices):
-            _fail(text, f"{name}(u, k) takes k in {sorted(choices)}, got {window}")
-        out.append(_node(choices[int(window)]))
+        out.append(_node(_WINDOWED[name][int(window)]))
         _emit(expr.args[0], text, out)
     else:
         _fail(text, f"{expr.func.__name__} is not in s2gen's language (see s2gen.symbols.parse)")
@@ -137,44 +132,41 @@ def _emit_fold(expr, text: str, out: list[tuple[int, int]]) -> None:
 
 
 def _emit_power(expr, text: str, out: list[tuple[int, int]]) -> None:
+    """u**k; k = +-1/2 (``sqrt(u)`` or written ``u**0.5``) acts on |u|, as sqrt does."""
     import sympy as sp
 
     base, exponent = expr.args
-    if exponent == sp.Rational(1, 2):
-        out.append(_node("sqrt"))
-    elif exponent == sp.Rational(-1, 2):
-        out.extend([_node("inv"), _node("sqrt")])
+    value = float(exponent) if exponent.is_Rational or exponent.is_Float else None
+    if value is not None and abs(value) == 0.5:  # sqrt(u) is u**(1/2); u**0.5 a Float
+        out.extend([_node("inv"), _node("sqrt")] if value < 0 else [_node("sqrt")])
+        base = base.args[0] if isinstance(base, sp.Abs) else base
     elif exponent.is_Integer and int(exponent) in _POWERS:
         out.extend(_node(name) for name in _POWERS[int(exponent)])
-    elif exponent == 1:
-        pass
-    else:
-        _fail(text, f"the power {exponent} is not supported: use -3..3 or +-1/2 (or exp/log)")
-    _emit(base.args[0] if isinstance(base, sp.Abs) and exponent.q == 2 else base, text, out)
+    elif exponent != 1:
+        _fail(text, f"the power {exponent} is not supported: use -3..3 or +-0.5 (or exp/log)")
+    _emit(base, text, out)
 
 
 @lru_cache(maxsize=256)
 def program_of(text: str) -> tuple[np.ndarray, np.ndarray]:
     """Prefix program (code int8[P], arg int32[P]) of one expression text.
 
-    Raises ExpressionError (a ValueError) naming what cannot be represented.
+    Raises ExpressionError (a ValueError) naming what cannot be represented,
+    including a program whose stored text (``to_infix``) would exceed the
+    parser's length or depth limits.
     """
-    import sympy as sp
-    from sympy.parsing.sympy_parser import parse_expr
-
-    names = {"tdiff", "tcumsum", "tlag", "tmavg"}
-    local = {name: sp.Function(name) for name in names}
-    local.update({f"x_{i}": sp.Symbol(f"x_{i}") for i in range(MAX_INPUT_DIM)})
-    try:
-        expr = parse_expr(str(text), local_dict=local, evaluate=False)
-    except (SyntaxError, TypeError, ValueError, sp.SympifyError) as exc:
-        _fail(text, f"sympy cannot parse it ({exc})")
-    if not getattr(expr, "free_symbols", None):
+    text = str(text)
+    expr = parse(text)
+    if not expr.free_symbols:
         _fail(text, "it has no input variable x_i, so every output would be constant")
     nodes: list[tuple[int, int]] = []
     _emit(expr, text, nodes)
     code = np.array([c for c, _ in nodes], np.int8)
     arg = np.array([a for _, a in nodes], np.int32)
+    try:  # the stored form nests deeper than the text (a + b + c is ((a + b) + c))
+        parse(to_infix(code, arg))
+    except ExpressionError as exc:
+        _fail(text, f"its stored form would be refused: {exc.reason}")
     code.setflags(write=False)
     arg.setflags(write=False)
     return code, arg

@@ -1,11 +1,13 @@
 """Programs as text and as sympy expressions.
 
-``to_infix`` writes the string stored in a store's ``expr`` array: sympy's
-``parse_expr`` reads it, and ``lambdify`` of the result reproduces the
-interpreter, domain rules (``sqrt(Abs(u))``, ``log(Abs(u))``) and exact
-decimal constants included. ``to_sympy`` builds the same expression from the
-registry's sympy forms, independently of the text (the tests compare the two).
-sympy is imported lazily: it never sits on the generation path.
+``to_infix`` writes the string stored in a store's ``expr`` array: s2gen's
+parser (``s2gen.symbols.grammar``, which executes nothing) reads it back as the
+sympy tree sympy's own parser would build with ``evaluate=False``, and
+``lambdify`` of that tree reproduces the interpreter, domain rules
+(``sqrt(Abs(u))``, ``log(Abs(u))``) and exact decimal constants included.
+``to_sympy`` builds the same expression from the registry's sympy forms,
+independently of the text (the tests compare the two). sympy is imported
+lazily: it never sits on the generation path.
 """
 
 import numpy as np
@@ -13,6 +15,7 @@ import numpy as np
 from s2gen.kernels import opcodes as oc
 from s2gen.kernels.constants import text_of
 from s2gen.kernels.render import CHARS_PER_NODE, render_batch, render_infix
+from s2gen.symbols.grammar import ExpressionError, parse
 from s2gen.symbols.operators import BY_CODE, OPERATORS
 from s2gen.symbols.temporal import TEMPORAL_FUNCTIONS
 
@@ -63,13 +66,12 @@ def infix_batch(
 def parse_infix(text: str):
     """sympy expression of a stored infix string, structure kept as written.
 
-    ``evaluate=False`` keeps sympy from reordering or cancelling terms, so the
-    lambdified function performs the same float64 operations as the
-    interpreter (``sympy.sympify`` also reads the text, with simplification).
+    Read by ``s2gen.symbols.grammar.parse``: nothing is reordered or
+    cancelled, so the lambdified function performs the same float64
+    operations as the interpreter. Raises ExpressionError for text outside
+    s2gen's language.
     """
-    from sympy.parsing.sympy_parser import parse_expr
-
-    return parse_expr(text, evaluate=False)
+    return parse(text)
 
 
 def to_sympy(code: np.ndarray, arg: np.ndarray, length: int | None = None):
@@ -99,11 +101,20 @@ def to_sympy(code: np.ndarray, arg: np.ndarray, length: int | None = None):
 
 
 def lambdify(text: str, n_inputs: int):
-    """numpy function f(x) of a stored infix string; x is float64[M, L]."""
+    """numpy function f(x) of a stored infix string; x is float64[M, L].
+
+    sympy's lambdify only ever sees the tree ``parse_infix`` built. Raises
+    ExpressionError for text outside s2gen's language or that uses a variable
+    x_i with i >= ``n_inputs``.
+    """
     import sympy as sp
 
+    tree = parse_infix(text)
+    unknown = sorted(s.name for s in tree.free_symbols if int(s.name[2:]) >= n_inputs)
+    if unknown:
+        raise ExpressionError(text, f"it uses {', '.join(unknown)} but has {n_inputs} input(s)")
     symbols = [sp.Symbol(f"x_{i}") for i in range(n_inputs)]
-    fn = sp.lambdify(symbols, parse_infix(text), modules=[TEMPORAL_FUNCTIONS, "numpy"])
+    fn = sp.lambdify(symbols, tree, modules=[TEMPORAL_FUNCTIONS, "numpy"])
 
     def apply(x: np.ndarray) -> np.ndarray:
         with np.errstate(all="ignore"):
