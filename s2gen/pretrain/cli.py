@@ -62,6 +62,20 @@ from s2gen.pretrain.config import PRESET_NAMES, PretrainConfig
     default=None,
     help="OATS: first augmented step [default: end of warm-up].",
 )
+@click.option(
+    "--oats-mix",
+    type=click.Choice(["replace", "add"]),
+    default="replace",
+    show_default=True,
+    help="OATS: generated rows replace the bottom half (paper) or are added to the whole batch.",
+)
+@click.option(
+    "--oats-weight",
+    type=click.FloatRange(0, min_open=True),
+    default=0.5,
+    show_default=True,
+    help="OATS: weight of a generated row in the masked-series loss with --oats-mix add.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def pretrain(
     store_path,
@@ -81,6 +95,8 @@ def pretrain(
     oats_ref,
     explore_prob,
     oats_after,
+    oats_mix,
+    oats_weight,
     quiet,
 ) -> None:
     """Pretrain a series encoder against expressions (SymTime-style) on a store.
@@ -127,6 +143,8 @@ def pretrain(
                 ref=oats_ref,
                 explore_prob=explore_prob,
                 after=oats_after,
+                mix=oats_mix,
+                generated_weight=oats_weight,
             )
         final = run(
             cfg,

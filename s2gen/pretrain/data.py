@@ -94,7 +94,8 @@ def chunk_samples(
     -------
     ``series`` (k, window) float32 normalised, ``tokens`` (k, T) int16,
     ``has_symbol`` (k,) bool, ``row`` (k,) int64, ``channel`` (k,) int64,
-    ``expr_id`` (k,) int64 (-1 without a symbol).
+    ``expr_id`` (k,) int64 (-1 without a symbol), ``offset`` (k,) int64 (the
+    window's first point in the series: OATS caches scores per window).
     """
     keep = split_of(chunk["seed"], cfg.val_permille, cfg.reference_permille) == split
     tokens = chunk["tokens"]
@@ -111,6 +112,7 @@ def chunk_samples(
         offset = rng.integers(0, length - cfg.window + 1, size=k)
     idx = offset[:, None] + np.arange(cfg.window)  # (k, window)
     out["series"] = normalize_windows(np.take_along_axis(out.pop("values"), idx, axis=1))
+    out["offset"] = offset.astype(np.int64)
     out["row"] += start
     return out
 
@@ -148,6 +150,7 @@ def collate(samples: dict[str, np.ndarray], max_tokens: int) -> dict[str, torch.
         "row": torch.from_numpy(samples["row"]),
         "channel": torch.from_numpy(samples["channel"]),
         "expr_id": torch.from_numpy(samples["expr_id"]),
+        "offset": torch.from_numpy(samples["offset"]),
     }
 
 

@@ -299,6 +299,9 @@ class S2Pretrainer(nn.Module):
             ``has_symbol`` (B,) bool, ``expr_id`` (B,) int64. Rows without a
             symbol count in the masked-series loss only (not in MLM, the
             contrastive loss or the queues), whatever their tokens hold.
+            Optional ``sample_weight`` (B,) float (default all 1): each row's
+            weight in the masked-series loss, a weighted mean (OATS
+            ``--oats-mix add`` gives its generated rows ``--oats-weight``).
         alpha : weight of the momentum-distillation targets at this step.
         generator : CPU generator of the patch and token masks.
 
@@ -311,7 +314,7 @@ class S2Pretrainer(nn.Module):
         series, has_symbol, ids = batch["series"], batch["has_symbol"], batch["expr_id"]
         tokens = batch["tokens"].masked_fill(~has_symbol[:, None], self.pad_id)  # no MLM there
         patches, h_series, h_symbol, mts, mlm, mlm_acc = self.masked_passes(
-            series, tokens, generator
+            series, tokens, generator, batch.get("sample_weight")
         )
 
         if cfg.itc_clean:  # ALBEF: contrast clean inputs (two more online passes)
@@ -341,7 +344,11 @@ class S2Pretrainer(nn.Module):
         return {"loss": loss, "mts": mts, "mlm": mlm, "mlm_acc": mlm_acc, "t2s": t2s, "s2t": s2t}
 
     def masked_passes(
-        self, series: torch.Tensor, tokens: torch.Tensor, generator: torch.Generator
+        self,
+        series: torch.Tensor,
+        tokens: torch.Tensor,
+        generator: torch.Generator,
+        sample_weight: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, ...]:
         """The masked-series and masked-token passes of one batch, and their losses.
 
@@ -350,6 +357,8 @@ class S2Pretrainer(nn.Module):
         series : (B, window) float32 normalised.
         tokens : (B, T) int64.
         generator : CPU generator; the patch mask is drawn first, then the token mask.
+        sample_weight : (B,) float weights of the rows in the masked-series
+            loss (a weighted mean); None = the plain mean.
 
         Returns
         -------
@@ -370,7 +379,11 @@ class S2Pretrainer(nn.Module):
         )
         patches = series.unflatten(-1, (-1, self.patch))  # (B, P, patch)
         h_series = self.series(patches, mask)  # (B, P + 1, d)
-        mts = masked_patch_error(self.patch_head(h_series[:, 1:]), patches, mask).mean()
+        error = masked_patch_error(self.patch_head(h_series[:, 1:]), patches, mask)  # (B,)
+        if sample_weight is None:
+            mts = error.mean()
+        else:
+            mts = (error * sample_weight).sum() / sample_weight.sum()
         h_symbol = self.symbol(inputs)  # (B, T + 1, sd)
         mlm, mlm_acc = mlm_loss(self.mlm_head(h_symbol[:, 1:], self.symbol.tok.weight), labels)
         return patches, h_series, h_symbol, mts, mlm, mlm_acc
