@@ -47,8 +47,10 @@ class SeriesObjective(nn.Module):
     is a function of sample i alone. The one intended difference: training
     also contrasts with the other rows of the batch (in-batch negatives), which
     would couple the samples' gradients; with no valid in-batch negative (a
-    batch of one, or of one expression) the two coincide exactly. Samples
-    without a symbol get the masked-series error only.
+    batch of one, or of one expression) the two coincide exactly. (Scores are
+    computed before the step's momentum update, so the momentum features lag
+    the step's by one EMA update, a change of 1 - momentum.) Samples without a
+    symbol get the masked-series error only.
     """
 
     def __init__(self, model: nn.Module, weight: float) -> None:
