@@ -1,4 +1,4 @@
-"""TSIS: per-sample gradients, first-order meaning, SNR gate; the score cache's bookkeeping."""
+"""TSIS: per-sample gradients and their first-order meaning; the score cache's bookkeeping."""
 
 import numpy as np
 import pytest
@@ -8,12 +8,10 @@ from torch.func import functional_call
 
 from s2gen.oats.cache import ScoreCache
 from s2gen.oats.influence import (
+    alignment,
     per_sample_gradients,
     reference_gradient,
     scored_parameters,
-    snr_db,
-    snr_gate,
-    tsis,
 )
 
 PATCH, L = 8, 64
@@ -113,10 +111,9 @@ def test_one_sgd_step_on_a_sample_changes_the_reference_loss_by_minus_its_tsis()
     ref = as_batch(clean_windows(64, rng), np.arange(100, 164), torch.float64)
     names = scored_parameters(model)
     lr = 1e-3
-    scores = tsis(
+    scores = lr * alignment(
         per_sample_gradients(model, toy_loss, train, names),
         reference_gradient(model, toy_loss, ref, names),
-        lr,
     )
     with torch.no_grad():
         base = float(model(ref["series"], ref["mask"]).mean())
@@ -133,26 +130,12 @@ def test_one_sgd_step_on_a_sample_changes_the_reference_loss_by_minus_its_tsis()
     assert np.corrcoef(actual, predicted)[0, 1] > 0.95
     big = np.abs(predicted) > 0.1 * np.abs(predicted).max()
     assert big.sum() >= 3 and np.all(np.sign(actual[big]) == np.sign(predicted[big]))
-    cosine = tsis(
+    cosine = lr * alignment(
         per_sample_gradients(model, toy_loss, train, names),
         reference_gradient(model, toy_loss, ref, names),
-        lr,
         "cosine",
     )
     assert np.all(np.sign(cosine) == np.sign(scores)) and np.all(np.abs(cosine) <= lr + 1e-12)
-
-
-def test_snr_gate_removes_every_pure_noise_window_and_no_clean_one():
-    rng = np.random.default_rng(2)
-    clean, noise = clean_windows(200, rng), noise_windows(200, rng)
-    snr_clean, snr_noise = snr_db(clean), snr_db(noise)
-    assert np.median(snr_noise) < -4 and np.median(snr_clean) > 4
-    scores = rng.standard_normal(400)
-    gated = snr_gate(scores, np.concatenate([snr_clean, snr_noise]), 0.0)
-    assert np.all(np.isneginf(gated[200:]))
-    assert np.all(gated[:200] == scores[:200])
-    assert np.all(snr_gate(scores, np.full(400, -50.0), -np.inf) == scores)  # gate off
-    assert snr_db(np.full((1, L), 3.0))[0] == -np.inf  # a constant window has no signal
 
 
 def test_explore_probability_zero_never_rescores_cached_samples():

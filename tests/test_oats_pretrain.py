@@ -78,29 +78,40 @@ def test_a_generator_of_another_length_is_refused_with_the_fix(setup):
         oats_hook_from_options(cfg, str(store), str(tmp / "missing.pt"))
 
 
+def tiny_model(cfg, store, queue_ids: torch.Tensor | None = None):
+    """A ``Pretrainer`` with a full queue of random symbol features of other expressions."""
+    from s2gen.pretrain.model import Pretrainer
+    from s2gen.pretrain.symbols import pretraining_vocabulary
+
+    torch.manual_seed(0)
+    vocabulary = pretraining_vocabulary(s2store.open(str(store)).vocabulary)
+    model = Pretrainer(cfg.replace(max_tokens=48), vocabulary).eval()
+    s2 = model.objectives["s2"]
+    q, e = s2.queue_symbol.shape
+    g = torch.Generator().manual_seed(1)
+    s2.queue_symbol.copy_(torch.nn.functional.normalize(torch.randn(q, e, generator=g), dim=1))
+    s2.queue_ids.copy_(torch.arange(q) if queue_ids is None else queue_ids)
+    return model
+
+
 def test_contrastive_term_per_sample_gradients_equal_looped_autograd(setup):
     tmp, store, gen, cfg = setup
     from s2gen.oats.augment import sample_keys
     from s2gen.oats.influence import per_sample_gradients, scored_parameters
-    from s2gen.oats.wiring import SeriesObjective, contrastive_sample_loss, symbol_keys
-    from s2gen.pretrain.model import Pretrainer
-    from s2gen.pretrain.symbols import pretraining_vocabulary
+    from s2gen.oats.wiring import (
+        CONTRASTIVE_FIELDS,
+        SeriesObjective,
+        contrastive_sample_loss,
+        symbol_targets,
+    )
 
-    cfg = cfg.replace(max_tokens=48)
-    torch.manual_seed(0)
-    vocabulary = pretraining_vocabulary(s2store.open(str(store)).vocabulary)
-    model = Pretrainer(cfg, vocabulary).eval()
-    s2 = model.objectives["s2"]
-    q = s2.queue_ids.shape[0]
-    g = torch.Generator().manual_seed(1)
-    s2.queue_symbol.copy_(torch.nn.functional.normalize(torch.randn(q, 32, generator=g), dim=1))
-    s2.queue_ids.copy_(torch.arange(q))  # a full queue of other expressions
-    rows = held_out_set(str(store), cfg, "val", limit=6)
+    model = tiny_model(cfg, store)
+    rows = held_out_set(str(store), cfg.replace(max_tokens=48), "val", limit=6)
     rows["has_symbol"][0] = False  # an input-channel sample: masked-series loss only
     hook = oats_hook_from_options(cfg, str(store), str(gen), contrastive_weight=0.5)
     mask = hook.make_mask(sample_keys(rows))
-    with torch.no_grad():
-        sample = {"series": rows["series"], "mask": mask, **symbol_keys(model, rows)}
+    sample = {"series": rows["series"], "mask": mask, **symbol_targets(model, rows, 0.4)}
+    assert torch.allclose(sample["target"].sum(1), torch.ones(6))
     prefixes = ("series.", "objectives.s2.patch_head.", "objectives.s2.series_proj.")
     names = scored_parameters(model, prefixes)
     fast = per_sample_gradients(model, contrastive_sample_loss(0.5), sample, names)
@@ -109,7 +120,7 @@ def test_contrastive_term_per_sample_gradients_equal_looped_autograd(setup):
     for i in range(6):
         model.zero_grad()
         objective = SeriesObjective(model, 0.5)
-        args = [sample[k][i : i + 1] for k in ("series", "mask", "key", "expr_id", "has_symbol")]
+        args = [sample[k][i : i + 1] for k in ("series", "mask", *CONTRASTIVE_FIELDS)]
         objective(*args)[0].backward()
         slow = torch.cat(
             [
@@ -122,9 +133,60 @@ def test_contrastive_term_per_sample_gradients_equal_looped_autograd(setup):
         assert float((fast[i] - slow).abs().max()) < 1e-5
     assert torch.allclose(fast[0], plain[0])  # no symbol: no contrastive term
     assert not torch.allclose(fast[1:], plain[1:])  # with a symbol the term counts
-    out = hook({**rows, "channel": torch.zeros(6, dtype=torch.int64)}, 10**6, model)
+    out = hook(rows, 10**6, model)
     assert out["series"].shape == rows["series"].shape
     assert all(np.isfinite(v) for v in out["metrics"].values())
+
+
+def test_scored_contrastive_term_is_the_training_steps_t2s_loss(setup):
+    """Where the two coincide (no valid in-batch negative: one expression), the mean of the
+    scored per-sample term equals the training step's t2s loss on that batch."""
+    tmp, store, gen, cfg = setup
+    from s2gen.oats.wiring import SeriesObjective, symbol_targets
+    from s2gen.pretrain.train import alpha_at
+
+    cfg = cfg.replace(momentum=1.0, max_tokens=48)  # m = 1: the step's EMA update keeps
+    q = cfg.queue_size
+    model = tiny_model(cfg, store, torch.where(torch.arange(q) % 5 == 0, -1, torch.arange(q)))
+    val = held_out_set(str(store), cfg, "val", limit=5)
+    rows = {k: v[[0, 0, 0, 0, 0]] for k, v in val.items()}  # one expression ...
+    rows["series"] = val["series"]  # ... five windows
+    rows["has_symbol"][3] = False  # a row without a symbol takes no part in t2s
+    alpha = alpha_at(cfg.steps // 2, cfg)
+    assert 0 < alpha < 1
+    with torch.no_grad():  # scored first: the training step then enqueues the batch
+        objective = SeriesObjective(model, 1.0)
+        extra = symbol_targets(model, rows, alpha)
+        per_sample = objective.contrastive(
+            rows["series"], extra["key"], extra["valid"], extra["target"]
+        )
+        t2s = model.losses(rows, alpha, torch.Generator().manual_seed(7))["t2s"]
+    has = rows["has_symbol"]
+    assert float(per_sample[has].mean()) == pytest.approx(float(t2s), rel=1e-5, abs=1e-6)
+    assert float(per_sample[has].std()) > 1e-3  # five different windows, five different terms
+
+
+def test_sample_weight_makes_the_masked_series_loss_a_weighted_mean(setup):
+    tmp, store, gen, cfg = setup
+    from s2gen.pretrain.losses import draw_patch_mask
+
+    model = tiny_model(cfg, store)
+    batch = held_out_set(str(store), cfg.replace(max_tokens=48), "val", limit=6)
+    weight = torch.tensor([1.0, 1.0, 1.0, 1.0, 0.5, 0.5])
+    generator = torch.Generator()
+
+    def mts(extra):
+        return model.losses({**batch, **extra}, 0.0, generator.manual_seed(3))["mts"]
+
+    with torch.no_grad():
+        plain, ones = mts({}), mts({"sample_weight": torch.ones(6)})
+        weighted = mts({"sample_weight": weight})
+        mask = draw_patch_mask(6, cfg.n_patches, cfg.series_mask_ratio, generator.manual_seed(3))
+        error = model(batch["series"], mask)  # the per-sample masked-series loss
+    assert float(ones) == pytest.approx(float(plain), rel=1e-6)
+    assert float(plain) == pytest.approx(float(error.mean()), rel=1e-6)
+    assert float(weighted) == pytest.approx(float((error * weight).sum() / 5.0), rel=1e-6)
+    assert float(weighted) != pytest.approx(float(plain), rel=1e-4)
 
 
 class Kill(Exception):
@@ -182,6 +244,15 @@ def test_pretrain_cli_takes_the_oats_options(setup, tmp_path):
     assert result.exit_code == 0, result.output
     logged = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert any("oats_generated_share" in m for m in logged if m["step"] > 1)
+    add = [*args, "--out", str(tmp_path / "add"), "--oats-mix", "add", "--oats-weight", "0.25"]
+    result = CliRunner().invoke(main, add)
+    assert result.exit_code == 0, result.output
+    logged = [json.loads(x) for x in (tmp_path / "add" / "metrics.jsonl").read_text().splitlines()]
+    late = [m for m in logged if m["step"] > 1 and "oats_generated_share" in m]
+    assert late and all(m["oats_selected_share"] == 1.0 for m in late)  # real rows all stay
+    assert all(m["oats_generated_share"] > 0 for m in late)
+    refused = CliRunner().invoke(main, [*add, "--oats-weight", "0"])
+    assert refused.exit_code == 2 and "--oats-weight" in refused.output
     plain = ["pretrain", "--data", str(store), "--out", str(tmp_path / "x")]
     refused = CliRunner().invoke(main, [*plain, "--oats-ref", "r.npy"])
     assert refused.exit_code == 2 and "--oats-ref needs --oats" in refused.output

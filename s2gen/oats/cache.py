@@ -3,7 +3,11 @@
 One random draw per step decides whether the step explores (re-scores its
 whole batch) or exploits (reads cached scores). Exploit steps still score the
 samples whose entry is missing or older than ``max_age`` steps: no sample is
-ever given a made-up score. Keys are integer sample keys (store row, channel).
+ever given a made-up score. Keys are integer window keys (store row, channel,
+input or output, window offset: ``s2gen.oats.augment.sample_keys``), so two
+windows of one row are two entries. Values are raw gradient alignments: the
+learning rate and the SNR gate are applied when a score is used, so a score
+cached during warm-up is not read at the warm-up's learning rate later.
 
 Notes
 -----
@@ -19,7 +23,7 @@ import numpy as np
 
 
 class ScoreCache:
-    """Scores by sample key with the step they were computed at.
+    """Scores (raw alignments) by window key with the step they were computed at.
 
     Parameters
     ----------

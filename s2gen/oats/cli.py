@@ -97,6 +97,13 @@ def train_generator_command(
     show_default=True,
     help="Which channels of a guide store's rows are guides.",
 )
+@click.option(
+    "--offset",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Guides longer than the generator's window: use points OFFSET.. of each "
+    "[default: a random window per guide, from --seed].",
+)
 @click.option("--guidance-scale", type=float, default=None, help="CFG scale [default: config].")
 @click.option("--ddim-steps", type=click.IntRange(min=1), default=None, help="[default: config]")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
@@ -106,22 +113,29 @@ def sample_command(
     rows: str | None,
     out: str,
     field: str,
+    offset: int | None,
     guidance_scale: float | None,
     ddim_steps: int | None,
     seed: int,
 ) -> None:
-    """Generate one series per guide; write a series-only store or a .npy file."""
+    """Generate one series per guide; write a series-only store or a .npy file.
+
+    Guides longer than the generator's window give one window each (--offset,
+    or a seeded random offset); shorter guides are refused.
+    """
     import numpy as np
 
     from s2gen.kernels.seeds import row_seeds
-    from s2gen.oats.data import load_series
+    from s2gen.oats.data import guide_windows, load_series
     from s2gen.oats.generator import Generator
     from s2gen.store import StoreError, write_series
     from s2gen.store import open as open_store
 
     try:
         generator = Generator.load(generator_path)
-        guide_series = load_series(guides, rows, field)
+        guide_series = guide_windows(
+            load_series(guides, rows, field), generator.length, offset, seed
+        )
         samples = generator.sample(
             guide_series, guidance_scale=guidance_scale, ddim_steps=ddim_steps, seed=seed
         )
@@ -137,6 +151,7 @@ def sample_command(
             "guides": str(guides),
             "rows": rows or "",
             "field": field,
+            "offset": "random" if offset is None else offset,
             "guidance_scale": generator.cfg.guidance_scale
             if guidance_scale is None
             else guidance_scale,

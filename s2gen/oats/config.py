@@ -14,6 +14,15 @@ from s2gen.checks import check_float, check_int, check_known, fail
 LOSSES = ("mse", "l1")
 SIMILARITIES = ("dot", "cosine")
 SELECTIONS = ("tsis", "random")
+MIXES = ("replace", "add")
+TERMINAL_ALPHA_BAR = 1e-3  # the last diffusion step must leave less signal than this
+
+
+def terminal_alpha_bar(timesteps: int, beta_start: float, beta_end: float) -> float:
+    """abar_T = prod_t (1 - beta_t) of the schedule beta_t = linspace(sqrt(b0), sqrt(b1), T)^2."""
+    root0, root1 = math.sqrt(beta_start), math.sqrt(beta_end)
+    step = (root1 - root0) / (timesteps - 1)
+    return math.prod(1.0 - (root0 + i * step) ** 2 for i in range(timesteps))
 
 
 class _Dict:
@@ -49,7 +58,11 @@ class GeneratorConfig(_Dict):
     prototype_dim : width of a prototype (the condition vector).
     prompt_channels : width of the conditioner's two strided convolutions.
     timesteps : T, diffusion steps of training.
-    beta_start, beta_end : the schedule, beta_t = linspace(sqrt(start), sqrt(end), T)^2.
+    beta_start, beta_end : the schedule, beta_t = linspace(sqrt(start), sqrt(end), T)^2;
+        TimeDP/OATS's 5e-4 and 0.1 (abar_T = 6.0e-4 at T = 200). A schedule
+        whose abar_T is 1e-3 or more is refused: sampling starts from pure
+        noise, so the last training step must hold (almost) no signal (with
+        0.05, abar_T = 0.029: the model never learnt to start from noise).
     loss : "mse" or "l1" on the predicted noise (epsilon parameterisation).
     cond_drop : probability that a training sample's condition is replaced by
         the learned null condition (enables classifier-free guidance).
@@ -70,8 +83,8 @@ class GeneratorConfig(_Dict):
     prototype_dim: int = 64
     prompt_channels: int = 32
     timesteps: int = 200
-    beta_start: float = 1e-4
-    beta_end: float = 0.05
+    beta_start: float = 5e-4
+    beta_end: float = 0.1
     loss: str = "mse"
     cond_drop: float = 0.2
     steps: int = 2000
@@ -104,6 +117,15 @@ class GeneratorConfig(_Dict):
         check_int("timesteps", self.timesteps, 2, 100_000)
         check_float("beta_start", self.beta_start, 0.0, 0.5, open_low=True)
         check_float("beta_end", self.beta_end, self.beta_start, 0.999)
+        abar = terminal_alpha_bar(self.timesteps, self.beta_start, self.beta_end)
+        if abar >= TERMINAL_ALPHA_BAR:
+            fail(
+                "beta_end",
+                self.beta_end,
+                f"abar_T = {abar:.2g} leaves signal at the last step (sampling starts from "
+                f"noise); raise beta_end or timesteps until abar_T < {TERMINAL_ALPHA_BAR:g} "
+                "(e.g. 0.1 with 200 steps) and retrain the generator",
+            )
         if self.loss not in LOSSES:
             fail("loss", self.loss, f"choose one of {', '.join(LOSSES)}")
         check_float("cond_drop", self.cond_drop, 0.0, 1.0)
@@ -131,19 +153,39 @@ class OatsConfig(_Dict):
     max_age : a cached score older than this many steps is stale and re-scored.
     after : first step that filters and generates (before it batches pass
         unchanged); the OATS default is the end of the learning-rate warm-up.
-    keep : fraction of the batch kept as guides (top by TSIS); one series is
-        generated per kept row until the batch size is restored.
+    keep : fraction of the batch kept as guides (top by TSIS); each kept row
+        that passes the SNR gate guides exactly one generated series (OATS and
+        the TimeCraft code: one per kept row, unweighted). At most 0.5 with
+        mix "replace".
+    mix : "replace" (OATS): each generated row takes the place of one of the
+        lowest-ranked real rows, so the batch size stays B; when gated rows
+        leave fewer guides, fewer rows are generated and the real rows they
+        would have replaced stay. "add": the real batch is kept whole and the
+        generated rows are appended (B + guides rows), in the masked-series
+        loss only, with weight ``generated_weight``.
+    generated_weight : weight of a generated row in the masked-series loss
+        with mix "add" (real rows weigh 1; the ``sample_weight`` batch key).
     similarity : "dot" (TSIS = lr * <g_i, g_ref>) or "cosine".
     selection : "tsis" keeps the top of the batch by TSIS; "random" keeps a
         random share and guides with it (the random-guide ablation: no
         scoring, no gate).
-    snr_threshold_db : samples whose moving-average SNR is below this get
-        TSIS = -inf; -inf turns the gate off.
-    snr_window : width of the moving average that splits signal from residual.
+    snr_threshold_db : absolute SNR gate (the paper's k): samples whose SNR
+        (``s2gen.oats.snr``, periodogram noise floor) is below this get
+        TSIS = -inf; -inf (default) turns it off.
+    snr_quantile : relative SNR gate: the floor(snr_quantile * B) samples of
+        lowest SNR in each batch get TSIS = -inf; 0 turns it off. On by
+        default (0.25) instead of an absolute k because the share of
+        noise-like windows is a property of the store: at 0 dB the absolute
+        gate rejects 84 % of a default store's output windows (its i.i.d.
+        mixture inputs give white outputs) and 54 % of the reference mix, and
+        would leave a handful of guides per batch. The relative gate keeps the
+        paper's rule (the noisiest samples never guide) at a fixed share.
     reference_size : most reference series used for the reference gradient.
-    contrastive_weight : weight of the per-sample series->symbol InfoNCE term
-        (against detached momentum symbol keys and the queue) added to the
-        masked-series loss that is scored; 0 = masked modelling only.
+    contrastive_weight : weight of the per-sample series->symbol term added
+        to the masked-series loss that is scored: the training step's t2s loss
+        of one query (same features, keys, temperature and distilled targets,
+        without in-batch negatives; ``s2gen.oats.wiring.SeriesObjective``);
+        0 = masked modelling only.
     param_prefixes : parameters whose gradients are scored, by name prefix;
         empty = every trainable parameter.
     guidance_scale, ddim_steps : generator sampling settings during training.
@@ -156,8 +198,10 @@ class OatsConfig(_Dict):
     keep: float = 0.5
     similarity: str = "dot"
     selection: str = "tsis"
-    snr_threshold_db: float = 0.0
-    snr_window: int = 5
+    mix: str = "replace"
+    generated_weight: float = 0.5
+    snr_threshold_db: float = -math.inf
+    snr_quantile: float = 0.25
     reference_size: int = 128
     contrastive_weight: float = 0.0
     param_prefixes: tuple[str, ...] = ()
@@ -174,9 +218,14 @@ class OatsConfig(_Dict):
             fail("similarity", self.similarity, f"choose one of {', '.join(SIMILARITIES)}")
         if self.selection not in SELECTIONS:
             fail("selection", self.selection, f"choose one of {', '.join(SELECTIONS)}")
+        if self.mix not in MIXES:
+            fail("mix", self.mix, f"choose one of {', '.join(MIXES)}")
+        if self.mix == "replace" and self.keep > 0.5:
+            fail("keep", self.keep, "with mix 'replace' keep at most 0.5 (or use mix 'add')")
+        check_float("generated_weight", self.generated_weight, 0.0, 100.0, open_low=True)
         if not (self.snr_threshold_db == -math.inf or math.isfinite(self.snr_threshold_db)):
             fail("snr_threshold_db", self.snr_threshold_db, "give a finite dB value or -inf")
-        check_int("snr_window", self.snr_window, 2, 1024)
+        check_float("snr_quantile", self.snr_quantile, 0.0, 1.0)
         check_int("reference_size", self.reference_size, 1, 1 << 16)
         check_float("contrastive_weight", self.contrastive_weight, 0.0, 100.0)
         for prefix in self.param_prefixes:

@@ -118,3 +118,26 @@ def crop_windows(series: np.ndarray, window: int, seed: int) -> np.ndarray:
     offset = np.random.default_rng(seed).integers(0, length - window + 1, size=m)
     idx = offset[:, None] + np.arange(window)  # (m, window)
     return np.take_along_axis(series, idx, axis=1)
+
+
+def guide_windows(series: np.ndarray, length: int, offset: int | None, seed: int) -> np.ndarray:
+    """Windows (m, length) of guides ``series`` (m, L) for a generator of ``length`` points.
+
+    ``offset`` K takes points K .. K + length - 1 of every guide; None draws
+    one offset per guide from ``seed`` (as pretraining draws its windows).
+    Guides shorter than ``length`` are refused.
+    """
+    m, full = series.shape
+    if full < length:
+        raise ValueError(
+            f"the guides have {full} points, fewer than the generator's {length}: give longer "
+            f"guides or a generator trained on {full}-point windows (train-generator --window)"
+        )
+    if offset is None:
+        return crop_windows(series, length, seed)
+    if not 0 <= offset <= full - length:
+        raise ValueError(
+            f"offset={offset} is invalid: guides of {full} points hold windows of {length} at "
+            f"offsets 0..{full - length}"
+        )
+    return series[:, offset : offset + length]

@@ -2,11 +2,12 @@
 
 For a training sample z_i and a reference set D_ref, at the current weights w_t:
 
-    TSIS_i = eta_t * < grad l(z_i; w_t), grad mean_{r in D_ref} l(r; w_t) >
-    TSIS_i = -inf  if SNR_dB(z_i) < k   (the SNR gate)
+    a_i    = < grad l(z_i; w_t), grad mean_{r in D_ref} l(r; w_t) >   (the alignment)
+    TSIS_i = eta_t * a_i,  or -inf if the SNR gate removes z_i (``s2gen.oats.snr``)
 
 with the dot product or the cosine. To first order one SGD step of size eta_t
 on z_i alone changes the reference loss by -TSIS_i, so larger is more helpful.
+The score cache keeps a_i; eta_t and the gate are applied when a score is used.
 
 Notes
 -----
@@ -97,10 +98,13 @@ def reference_gradient(
     return torch.cat([g[n].reshape(-1).float() for n in names])  # (P,)
 
 
-def tsis(
-    per_sample: torch.Tensor, reference: torch.Tensor, lr: float, similarity: str = "dot"
+def alignment(
+    per_sample: torch.Tensor, reference: torch.Tensor, similarity: str = "dot"
 ) -> np.ndarray:
-    """TSIS (B,) float64 = lr * <g_i, g_ref> (or lr * cosine) from (B, P) and (P,) gradients."""
+    """Alignment (B,) float64 <g_i, g_ref> (or the cosine) of (B, P) and (P,) gradients.
+
+    TSIS is the learning rate times the alignment.
+    """
     g = per_sample.double()
     r = reference.double()
     if similarity == "dot":
@@ -109,31 +113,4 @@ def tsis(
         score = (g @ r) / (g.norm(dim=1) * r.norm()).clamp_min(1e-30)
     else:
         raise ValueError(f"similarity={similarity!r} is invalid: choose dot or cosine")
-    return (lr * score).numpy()
-
-
-def snr_db(series: np.ndarray, window: int = 5) -> np.ndarray:
-    """Signal-to-noise ratio (n,) in dB of each row of ``series`` (n, L).
-
-    Signal = centred moving average of ``window`` points (edges use the valid
-    part), noise = the residual; SNR = 10 log10(var(signal) / var(residual)).
-    White noise gives about 10 log10(1 / (window - 1)) (-6 dB for 5); smooth
-    series give large values. A row without residual gets +inf, a constant
-    row (no signal either) -inf.
-    """
-    x = np.asarray(series, dtype=np.float64)
-    if x.ndim != 2 or x.shape[1] < window:
-        raise ValueError(f"series has shape {x.shape}; give (n, L) with L >= window={window}")
-    kernel = np.ones(window)
-    ones = np.convolve(np.ones(x.shape[1]), kernel, mode="same")  # (L,) points per window
-    smooth = np.stack([np.convolve(row, kernel, mode="same") for row in x]) / ones  # (n, L)
-    resid = (x - smooth).var(axis=1)
-    signal = smooth.var(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        db = 10.0 * np.log10(signal / resid)
-    return np.where(signal > 0, db, -np.inf)
-
-
-def snr_gate(scores: np.ndarray, snr: np.ndarray, threshold_db: float) -> np.ndarray:
-    """Scores with -inf where ``snr`` < ``threshold_db`` (a -inf threshold gates nothing)."""
-    return np.where(np.asarray(snr) < threshold_db, -np.inf, np.asarray(scores, dtype=np.float64))
+    return score.numpy()

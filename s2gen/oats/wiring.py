@@ -2,12 +2,12 @@
 
 The pretraining model's ``forward(series, mask)`` is its per-sample masked-series
 loss (raw windows in, each normalised with its visible points); with
-``contrastive_weight`` > 0 a detached per-sample series->symbol InfoNCE term
-of the ``s2`` objective is added (``SeriesObjective``). Scores use fixed per-sample patch
-masks (drawn from the sample key) so that a re-score of the same sample is
-comparable. The default reference set is
-the training store's "reference" split (10 <= seed % 1000 < 20 with the default
-permilles), disjoint from validation and never trained on.
+``contrastive_weight`` > 0 the per-sample series->symbol term of the ``s2``
+objective's training step is added (``SeriesObjective``). Scores use fixed per-window patch
+masks (drawn from the window key) so that a re-score of the same window is
+comparable. The default reference set is the training store's "reference"
+split (10 <= seed % 1000 < 20 with the default permilles), disjoint from
+validation and never trained on.
 """
 
 import logging
@@ -22,11 +22,13 @@ from s2gen.oats.augment import OatsHook
 from s2gen.oats.config import OatsConfig
 from s2gen.oats.data import load_series
 from s2gen.oats.generator import Generator
+from s2gen.oats.snr import MIN_LENGTH
 
 log = logging.getLogger(__name__)
 
 S2 = "objectives.s2."  # parameter prefix of the s2 objective's heads
 SCORED_PREFIXES = ("series.", S2 + "patch_head.")  # what the masked-series loss depends on
+CONTRASTIVE_FIELDS = ("key", "valid", "target", "has_symbol")  # ``symbol_targets`` output
 
 
 def series_sample_loss(model, state, sample):
@@ -35,13 +37,21 @@ def series_sample_loss(model, state, sample):
 
 
 class SeriesObjective(nn.Module):
-    """The scored per-sample loss: masked-series error + weight * series->symbol InfoNCE.
+    """The scored per-sample loss: masked-series error + weight * series->symbol term.
 
-    The InfoNCE of sample i contrasts its series feature (from the masked
-    window, as in training) with its own momentum symbol key (positive) and the
-    momentum queue (negatives; entries of the same expression and empty slots
-    left out), at the detached temperature. Keys come in detached, so the term
-    is a function of sample i alone: no in-batch coupling. Samples without a
+    The series->symbol term of sample i is the training step's t2s loss of
+    that one query (``S2Objective.losses``): the same series feature
+    (of the clean window, ALBEF's choice, which the ``s2`` objective makes), the
+    same keys (its own momentum symbol key, then the momentum queue; queue
+    entries of the same expression and empty slots left out), the same
+    temperature and the same momentum-distilled soft targets at the step's
+    alpha. Keys and targets come in detached (``symbol_targets``), so the term
+    is a function of sample i alone. The one intended difference: training
+    also contrasts with the other rows of the batch (in-batch negatives), which
+    would couple the samples' gradients; with no valid in-batch negative (a
+    batch of one, or of one expression) the two coincide exactly. (Scores are
+    computed before the step's momentum update, so the momentum features lag
+    the step's by one EMA update, a change of 1 - momentum.) Samples without a
     symbol get the masked-series error only.
     """
 
@@ -50,7 +60,23 @@ class SeriesObjective(nn.Module):
         self.model = model
         self.weight = weight
 
-    def forward(self, series, mask, key, expr_id, has_symbol) -> torch.Tensor:
+    def contrastive(self, series, key, valid, target) -> torch.Tensor:
+        """Per-sample t2s loss (B,) of the training step (one query each).
+
+        series (B, L) raw windows, key (B, e), valid and target (B, 1 + Q): own
+        key first, then the queue.
+        """
+        from s2gen.pretrain.scaling import instance_norm, level_scale
+
+        backbone, s2 = self.model.series, self.model.objectives["s2"]
+        hidden = backbone(instance_norm(series), stats=level_scale(series))  # clean, (B, P + 1, d)
+        t = s2.series_feature(hidden)  # (B, e)
+        logits = torch.cat([(t * key).sum(-1, keepdim=True), t @ s2.queue_symbol.T], dim=1)
+        logp = (logits / s2.temp.detach()).float().masked_fill(~valid, float("-inf"))
+        logp = logp.log_softmax(dim=1)  # (B, 1 + Q)
+        return -torch.where(valid, target * logp, 0.0).sum(dim=1)
+
+    def forward(self, series, mask, key, valid, target, has_symbol) -> torch.Tensor:
         from s2gen.pretrain.losses import masked_patch_error
         from s2gen.pretrain.objectives.s2 import patch_visibility
         from s2gen.pretrain.scaling import instance_norm, level_scale
@@ -58,16 +84,11 @@ class SeriesObjective(nn.Module):
         backbone, s2 = self.model.series, self.model.objectives["s2"]
         patch = backbone.token_points
         visible = patch_visibility(mask, patch)
-        z = instance_norm(series, visible)  # (B, window)
+        z = instance_norm(series, visible)  # (B, window), visible points only
         hidden = backbone(z, mask, level_scale(series, visible))  # (B, P + 1, d)
         recon = s2.patch_head(backbone.token_states(hidden))  # (B, P, patch)
         error = masked_patch_error(recon, z.unflatten(-1, (-1, patch)), mask)  # (B,)
-        t = s2.series_feature(hidden)  # (B, e)
-        temp = s2.temp.detach()
-        positive = (t * key).sum(-1, keepdim=True) / temp  # (B, 1)
-        valid = (s2.queue_ids[None, :] >= 0) & (s2.queue_ids[None, :] != expr_id[:, None])
-        negative = (t @ s2.queue_symbol.T / temp).masked_fill(~valid, float("-inf"))  # (B, Q)
-        nce = -torch.cat([positive, negative], dim=1).log_softmax(dim=1)[:, 0]  # (B,)
+        nce = self.contrastive(series, key, valid, target)  # (B,)
         return error + self.weight * has_symbol.to(error.dtype) * nce
 
 
@@ -76,17 +97,43 @@ def contrastive_sample_loss(weight: float):
 
     def loss(model, state, sample):
         objective = SeriesObjective(model, weight)
-        args = tuple(sample[k][None] for k in ("series", "mask", "key", "expr_id", "has_symbol"))
+        args = tuple(sample[k][None] for k in ("series", "mask", *CONTRASTIVE_FIELDS))
         return functional_call(objective, {f"model.{k}": v for k, v in state.items()}, args)[0]
 
     return loss
 
 
-def symbol_keys(model, rows: dict) -> dict[str, torch.Tensor]:
-    """Detached momentum symbol keys (m, e) of batch rows, with their ids and symbol flags."""
+@torch.no_grad()
+def symbol_targets(model, rows: dict, alpha: float) -> dict[str, torch.Tensor]:
+    """Detached keys and distillation targets of the per-sample t2s term of batch ``rows``.
+
+    As the training step: the momentum symbol key of each row's expression
+    (padding for rows without a symbol), the momentum series feature of the
+    clean window, and targets alpha * softmax(momentum logits over the valid
+    keys) + (1 - alpha) * one-hot(own key) (ALBEF).
+
+    Returns
+    -------
+    ``key`` (m, e), ``valid`` and ``target`` (m, 1 + Q) (own key first, then
+    the queue), ``has_symbol`` (m,).
+    """
+    from s2gen.pretrain.scaling import instance_norm, level_scale
+
     s2 = model.objectives["s2"]
-    key = s2.symbol_feature(s2.symbol_m(rows["tokens"]), momentum=True)
-    return {"key": key, "expr_id": rows["expr_id"], "has_symbol": rows["has_symbol"]}
+    has = rows["has_symbol"]
+    tokens = rows["tokens"].masked_fill(~has[:, None], s2.pad_id)
+    key = s2.symbol_feature(s2.symbol_m(tokens), momentum=True)  # (m, e)
+    series = rows["series"]  # (m, L) raw
+    clean = s2.series_m(instance_norm(series), stats=level_scale(series))  # (m, P + 1, d)
+    t_m = s2.series_feature(clean, momentum=True)  # (m, e)
+    ids, queue_ids = rows["expr_id"], s2.queue_ids
+    in_queue = (queue_ids[None, :] >= 0) & (queue_ids[None, :] != ids[:, None])  # (m, Q)
+    valid = torch.cat([torch.ones_like(in_queue[:, :1]), in_queue], dim=1)  # (m, 1 + Q)
+    logits = torch.cat([(t_m * key).sum(-1, keepdim=True), t_m @ s2.queue_symbol.T], 1)
+    soft = (logits / s2.temp).float().masked_fill(~valid, float("-inf")).softmax(dim=1)
+    target = alpha * soft
+    target[:, 0] += 1.0 - alpha
+    return {"key": key, "valid": valid, "target": target, "has_symbol": has}
 
 
 def fixed_mask_maker(
@@ -163,9 +210,11 @@ def oats_hook_from_options(
     after : first augmented step; None = the end of the warm-up.
     lr_at : learning rate at a step; None = the run's schedule
         (``s2gen.pretrain.train.lr_at``).
-    settings : further ``OatsConfig`` fields (keep, similarity, snr_threshold_db, ...).
+    settings : further ``OatsConfig`` fields (keep, mix, generated_weight,
+        snr_quantile, contrastive_weight, ...).
     """
     from s2gen.pretrain.data import resolve_max_tokens
+    from s2gen.pretrain.train import alpha_at
     from s2gen.pretrain.train import lr_at as schedule
     from s2gen.store import open as open_store
 
@@ -183,16 +232,24 @@ def oats_hook_from_options(
     prefixes = SCORED_PREFIXES + ((S2 + "series_proj.",) if weight > 0 else ())
     settings.setdefault("param_prefixes", prefixes)
     oats_cfg = OatsConfig(explore_prob=explore_prob, after=after, seed=cfg.seed, **settings)
+    gate_on = oats_cfg.snr_quantile > 0 or oats_cfg.snr_threshold_db > -np.inf
+    if gate_on and cfg.window < MIN_LENGTH:
+        raise ValueError(
+            f"the SNR gate needs windows of at least {MIN_LENGTH} points, the pretraining "
+            f"window is {cfg.window}: use a longer --window or turn the gate off "
+            "(snr_quantile=0, snr_threshold_db=-inf)"
+        )
     make_mask = fixed_mask_maker(cfg.n_patches, cfg.series_mask_ratio, cfg.seed)
     reference = reference_batch(cfg, store_path, ref, oats_cfg.reference_size)
     n_ref = len(reference["series"])
     reference["mask"] = make_mask(-1 - np.arange(n_ref))  # negative keys: never a training key
     log.info(
-        "OATS: %d reference windows from %s, generator %s, explore_prob %.2f, from step %d",
+        "OATS: %d reference windows from %s, generator %s, explore_prob %.2f, mix %s, from step %d",
         n_ref,
         ref or f"{store_path} (reference split)",
         generator_path,
         explore_prob,
+        oats_cfg.mix,
         after,
     )
     if lr_at is None:
@@ -200,8 +257,11 @@ def oats_hook_from_options(
         def lr_at(step: int) -> float:
             return schedule(step, cfg)
 
+    loss, extras = series_sample_loss, None
     if weight > 0:
-        loss, extras = contrastive_sample_loss(weight), symbol_keys
-    else:
-        loss, extras = series_sample_loss, None
-    return OatsHook(oats_cfg, generator, reference, loss, make_mask, lr_at, None, extras)
+        loss = contrastive_sample_loss(weight)
+
+        def extras(model, rows: dict, step: int) -> dict:
+            return symbol_targets(model, rows, alpha_at(step, cfg))
+
+    return OatsHook(oats_cfg, generator, reference, loss, make_mask, lr_at, extras)

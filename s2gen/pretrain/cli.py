@@ -99,6 +99,20 @@ def build_config(preset: str, config_file: str | None, overrides: dict) -> Pretr
     default=None,
     help="OATS: first augmented step [default: end of warm-up].",
 )
+@click.option(
+    "--oats-mix",
+    type=click.Choice(["replace", "add"]),
+    default="replace",
+    show_default=True,
+    help="OATS: generated rows replace the bottom half (paper) or are added to the whole batch.",
+)
+@click.option(
+    "--oats-weight",
+    type=click.FloatRange(0, min_open=True),
+    default=0.5,
+    show_default=True,
+    help="OATS: weight of a generated row in the masked-series loss with --oats-mix add.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def pretrain(
     store_path,
@@ -121,6 +135,8 @@ def pretrain(
     oats_ref,
     explore_prob,
     oats_after,
+    oats_mix,
+    oats_weight,
     quiet,
 ) -> None:
     """Pretrain a series encoder on a store (S2: against its expressions, SymTime-style).
@@ -166,6 +182,8 @@ def pretrain(
                 ref=oats_ref,
                 explore_prob=explore_prob,
                 after=oats_after,
+                mix=oats_mix,
+                generated_weight=oats_weight,
             )
         final = run(
             cfg,

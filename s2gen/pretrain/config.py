@@ -57,8 +57,6 @@ class PretrainConfig:
     temp_init, temp_min, temp_max : learnable contrastive temperature and its clamp.
     alpha : weight of the momentum-distillation soft targets (ALBEF 0.4).
     alpha_ramp : share of the steps over which alpha ramps linearly from 0.
-    itc_clean : contrast features of the clean inputs (ALBEF, two more online
-        passes) instead of those of the masked inputs (SymTime, cheaper).
     w_mts, w_mlm, w_itc : weights of the ``s2`` terms (masked series, masked
         symbols, contrastive); a term of weight 0 is not computed.
     w_inst, w_rec : weights of the ``timedrl`` terms (instance-level negative
@@ -113,7 +111,6 @@ class PretrainConfig:
     temp_max: float = 0.5
     alpha: float = 0.4
     alpha_ramp: float = 0.3
-    itc_clean: bool = True
     w_mts: float = 1.0
     w_mlm: float = 1.0
     w_itc: float = 1.0

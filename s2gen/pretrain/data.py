@@ -77,31 +77,48 @@ def resample_spans(
     return (a + frac * (b - a)).astype(np.float32)
 
 
-def draw_windows(
-    values: np.ndarray, cfg: PretrainConfig, rng: np.random.Generator | None
-) -> np.ndarray:
-    """Training windows (k, window) float32 of series (k, L): plain windows or resampled spans.
+def window_spans(
+    k: int, length: int, cfg: PretrainConfig, rng: np.random.Generator | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """First point and length (k,) int64 of the span each of k windows is cut from.
 
-    rng None: the centred plain window of every row (held-out sets).
+    A share ``crop_prob`` of the spans is log-uniform in [crop_min, crop_max]
+    windows (capped by ``length``), the others are one window long; rng None:
+    the centred plain window (held-out sets).
     """
-    k, length = values.shape
     window = cfg.window
     if rng is None:
-        return values[:, (length - window) // 2 :][:, :window].astype(np.float32)
+        return np.full(k, (length - window) // 2), np.full(k, window)
     span = np.full(k, float(window))
     crop = rng.random(k) < cfg.crop_prob
     low = np.log(max(2.0, cfg.crop_min * window))
     high = np.log(min(float(length), cfg.crop_max * window))
     span[crop] = np.round(np.exp(rng.uniform(low, max(low, high), size=int(crop.sum()))))
     start = np.floor(rng.random(k) * (length - span + 1))
+    return start.astype(np.int64), span.astype(np.int64)
+
+
+def cut_windows(values: np.ndarray, start: np.ndarray, span: np.ndarray, window: int):
+    """Windows (k, window) float32 of series (k, L): plain slices, or resampled spans."""
+    k = values.shape[0]
     plain = span == window
     out = np.empty((k, window), np.float32)
     if plain.any():
         idx = start[plain].astype(np.int64)[:, None] + np.arange(window)
         out[plain] = np.take_along_axis(values[plain], idx, axis=1)
     if (~plain).any():
-        out[~plain] = resample_spans(values[~plain], start[~plain], span[~plain], window)
+        out[~plain] = resample_spans(
+            values[~plain], start[~plain].astype(float), span[~plain].astype(float), window
+        )
     return out
+
+
+def draw_windows(
+    values: np.ndarray, cfg: PretrainConfig, rng: np.random.Generator | None
+) -> np.ndarray:
+    """Training windows (k, window) float32 of series (k, L) (``window_spans``, ``cut_windows``)."""
+    start, span = window_spans(values.shape[0], values.shape[1], cfg, rng)
+    return cut_windows(values, start, span, cfg.window)
 
 
 def _check_store(store: S2Store, cfg: PretrainConfig) -> None:
@@ -162,7 +179,8 @@ def chunk_samples(
     -------
     ``series`` (k, window) float32 raw, ``tokens`` (k, T) int16 canonical,
     ``has_symbol`` (k,) bool, ``row`` (k,) int64, ``channel`` (k,) int64,
-    ``expr_id`` (k,) int64 skeleton id (-1 without a symbol).
+    ``expr_id`` (k,) int64 skeleton id (-1 without a symbol), ``offset`` and
+    ``span`` (k,) int64: where the window was cut (OATS caches scores per window).
     """
     keep = split_of(chunk["seed"], cfg.val_permille, cfg.reference_permille) == split
     tokens = chunk["tokens"]
@@ -171,7 +189,9 @@ def chunk_samples(
         no_symbol = np.zeros(chunk["x"].shape[:2] + tokens.shape[2:], tokens.dtype)
         parts.append(_channel_samples(chunk["x"], chunk["n_in"], keep, no_symbol, n_stored, False))
     out = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
-    out["series"] = draw_windows(out.pop("values"), cfg, rng)
+    values = out.pop("values")
+    out["offset"], out["span"] = window_spans(values.shape[0], values.shape[1], cfg, rng)
+    out["series"] = cut_windows(values, out["offset"], out["span"], cfg.window)
     out["row"] += start
     return out
 
@@ -211,6 +231,8 @@ def collate(samples: dict[str, np.ndarray], max_tokens: int) -> dict[str, torch.
         "row": torch.from_numpy(samples["row"]),
         "channel": torch.from_numpy(samples["channel"]),
         "expr_id": torch.from_numpy(samples["expr_id"]),
+        "offset": torch.from_numpy(samples["offset"]),
+        "span": torch.from_numpy(samples["span"]),
     }
 
 
