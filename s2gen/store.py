@@ -396,9 +396,8 @@ def fingerprint(parts: list | None) -> tuple[int, int]:
     return size, crc
 
 
-def _encode_shard(group, k: int, columns: dict[str, np.ndarray]) -> dict[str, list | None]:
+def _encode_shard(arrays: dict, k: int, columns: dict[str, np.ndarray]) -> dict[str, list | None]:
     """The shard-k object of every array for these rows: its parts, or None for no object."""
-    arrays = {name: group[name] for name in ARRAY_NAMES}  # each opening reads its metadata
     shard_rows = arrays["seed"].shards[0]
     start, stop = shard_rows_range(k, arrays["seed"].shape[0], shard_rows)
     rows = len(columns["seed"])
@@ -438,15 +437,16 @@ def write_shard_objects(
 
     Returns
     -------
-    records : (size, CRC-32C) of each array's object, for ``commit_shard``.
+    records : (size, CRC-32C) of each array's object, for ``ShardCommitter.commit``.
     written : the arrays whose objects were written (or deleted).
     """
     wait_for_write_back()  # the previous shard's, so at most one shard is in flight
     group = zarr.open_group(path, mode="r+")
-    objects = _encode_shard(group, k, columns)
+    arrays = {name: group[name] for name in ARRAY_NAMES}  # each opening reads its metadata
+    objects = _encode_shard(arrays, k, columns)
     records, written = {}, []
     for name, parts in objects.items():
-        key = _shard_key(group[name], k)
+        key = _shard_key(arrays[name], k)
         records[name] = fingerprint(parts)
         if only_changed:
             stored = _get(group.store, key)
@@ -526,7 +526,7 @@ def _rows(array) -> np.ndarray:
             try:
                 out[k] = array[k]
             except Exception:
-                pass
+                continue  # stays -1: the shard counts as not committed, or not recorded
         return out
 
 
@@ -568,14 +568,15 @@ def _sizes(store, keys: list[str]) -> list[int | None]:
 
 @dataclass(frozen=True)
 class Damage:
-    """A committed shard whose object of one array does not match the store's records."""
+    """A committed shard whose object of one array (None: of all) does not match its record."""
 
     shard: int
-    array: str
+    array: str | None
     problem: str
 
     def __str__(self) -> str:
-        return f"shard {self.shard}, array {self.array}: {self.problem}"
+        where = "" if self.array is None else f", array {self.array}"
+        return f"shard {self.shard}{where}: {self.problem}"
 
 
 def _object_problem(key: str, recorded: tuple[int, int], size: int | None) -> str | None:
@@ -619,6 +620,10 @@ def check_shards(path: str, hashes: bool = False, shards=None) -> list[Damage]:
                 problem = _decode_problem(arrays[name], k)
                 if problem:
                     damages.append(Damage(k, name, f"object {key} does not decode ({problem})"))
+            continue
+        if (records[k] < 0).all():  # the shard's whole record row is missing
+            if a == 0:
+                damages.append(Damage(k, None, "no sizes and checksums recorded for its objects"))
             continue
         if (records[k, a] < 0).any():
             damages.append(Damage(k, name, "no size and checksum recorded for its object"))

@@ -110,6 +110,19 @@ def test_damage_is_named_by_validate_and_repaired_to_the_clean_bytes(clean, tmp_
     assert "OK" in run("validate", path, "--sample", 10).output
 
 
+def test_damaged_records_count_as_damaged_shards_and_are_rewritten(clean, tmp_path):
+    path = copy_of(clean, tmp_path)
+    commit = Path(path, s2store.COMMITS, "c", "1", "0")
+    commit.write_bytes(commit.read_bytes()[:20])  # shard 1's commit no longer decodes
+    Path(path, s2store.OBJECTS, "c", "2", "0", "0").unlink()  # shard 2 loses its records
+    result = run("validate", path, "--sample", 10, expect=1)
+    assert "shard 1 is not committed" in result.output
+    assert "store: shard 2: no sizes and checksums recorded for its objects\n" in result.output
+    result = generate(path)
+    assert "128 new" in result.output and "regenerated damaged shard(s) 2" in result.output
+    assert all_files(path) == all_files(clean)
+
+
 @pytest.mark.parametrize("how", ["truncate", "delete", "flip_index"])
 def test_a_read_of_a_damaged_shard_raises_naming_store_array_and_shard(clean, tmp_path, how):
     path = copy_of(clean, tmp_path)
@@ -142,8 +155,8 @@ def test_training_and_oats_reads_of_a_store_missing_an_object_stop_with_its_name
     from s2gen.oats.cli import oats
     from s2gen.oats.data import load_series, store_subset
     from s2gen.pretrain import PretrainConfig
-    from s2gen.pretrain.cli import pretrain
-    from s2gen.pretrain.data import S2WindowStream, held_out_set
+    from s2gen.pretrain.cli import error_message, pretrain
+    from s2gen.pretrain.data import S2WindowStream, held_out_set, make_loader
 
     torch.set_num_threads(1)
     path = copy_of(training_store, tmp_path, "broken.zarr")
@@ -156,6 +169,13 @@ def test_training_and_oats_reads_of_a_store_missing_an_object_stop_with_its_name
     with pytest.raises(s2store.StoreError, match=where):
         for _ in range(10_000):  # an epoch reads every chunk
             next(stream)
+    loader = iter(make_loader(str(path), cfg.replace(num_workers=2)))
+    with pytest.raises(s2store.StoreError, match=where) as caught:
+        for _ in range(10_000):
+            next(loader)
+    assert "in DataLoader worker process" in str(caught.value)  # raised in a worker
+    assert error_message(caught.value).startswith(f"cannot read {path}: array y, shard 1 (rows")
+    assert "\n" not in error_message(caught.value)  # the worker's traceback is left out
     with pytest.raises(s2store.StoreError, match=where):
         load_series(str(path), "200:300")  # oats sample --guides, --oats-ref
     with pytest.raises(s2store.StoreError, match=where):
