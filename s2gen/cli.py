@@ -261,6 +261,12 @@ def main() -> None:
     help="Dask scheduler address (tcp://host:8786): run shards on that cluster.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing store of another config.")
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="Check every shard's checksum (not only its size) and regenerate damaged shards; "
+    "upgrades a format-1 store by checking each shard against a regeneration.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
 def generate(ctx: click.Context, **options) -> None:
@@ -281,6 +287,7 @@ def generate(ctx: click.Context, **options) -> None:
             scheduler=options["scheduler"],
             overwrite=options["overwrite"],
             progress=not options["quiet"],
+            verify=options["verify"],
         )
     except (StoreError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
@@ -315,8 +322,12 @@ def _open(path: str):
 def info(path: str, sample: int, as_json: bool) -> None:
     """Rows, dims, samplers, operators, acceptance and size of a store."""
     from s2gen.inspect import summary
+    from s2gen.store import StoreError
 
-    facts = summary(_open(path), sample)
+    try:
+        facts = summary(_open(path), sample)
+    except StoreError as exc:  # a damaged shard of an array info reads
+        raise click.ClickException(str(exc)) from exc
     if as_json:
         click.echo(json.dumps(facts, indent=2))
         return
@@ -335,11 +346,15 @@ def info(path: str, sample: int, as_json: bool) -> None:
 def show(path: str, index: int, plot_path: str | None) -> None:
     """Print one pair: expressions (pretty-printed), dims, samplers, stats."""
     from s2gen.inspect import describe_pair, plot_pair
+    from s2gen.store import StoreError
 
     view = _open(path)
     if not -len(view) <= index < len(view):
         raise click.BadParameter(f"{index} is outside 0..{len(view) - 1}", param_hint="INDEX")
-    click.echo(describe_pair(view, index))
+    try:
+        click.echo(describe_pair(view, index))
+    except StoreError as exc:  # the pair's shard is damaged
+        raise click.ClickException(str(exc)) from exc
     if plot_path:
         try:
             plot_pair(view, index, plot_path)
@@ -366,6 +381,8 @@ def validate(path: str, sample: int, seed: int) -> None:
     report = run_validation(path, None if sample == 0 else sample, seed)
     for row, message in report.failures:
         click.echo(f"{'store' if row is None else f'row {row}'}: {message}", err=True)
+    for note in report.notes:
+        click.echo(f"note: {note}", err=True)
     status = "OK" if report.ok else f"FAILED ({len(report.failures)} problems)"
     click.echo(
         f"{status}: {report.rows_checked} rows and {report.shards_checked} shards checked in {path}"

@@ -5,14 +5,23 @@ shard: ``run_shard`` generates its rows from their seeds and writes them
 (``s2gen.store.write_shard``). Shards run in local worker processes or as
 tasks on a Dask cluster (the same function); a store is identical for any
 worker count, scheduler, shard size or resume point.
+
+The driver (the process that runs ``generate_store``) holds the store's
+writer lock (``s2gen.store_lock``) and is the only writer of records: a shard
+task writes its objects and returns their sizes and checksums, and the driver
+records and commits them. On an existing store the driver first checks every
+committed shard against its records (sizes; checksums too with ``verify``)
+and regenerates the damaged ones.
 """
 
 import errno
+import logging
 import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 from s2gen import store
@@ -21,11 +30,45 @@ from s2gen.file_writer import wait_for_write_back
 from s2gen.generators.pairs import generate_batch, token_length
 from s2gen.kernels.pairs import STAT_NAMES
 from s2gen.kernels.seeds import row_seeds
+from s2gen.store_lock import writer_lock
 from s2gen.threads import one_numba_thread, pin_threads
+
+log = logging.getLogger(__name__)
 
 
 class DiskFullError(OSError):
-    """The disk filled up; completed shards are valid and the run can resume."""
+    """The disk, a quota or a file-size limit ran out; completed shards are valid."""
+
+
+_NO_ROOM = {  # errno: (what happened, the fix)
+    errno.ENOSPC: ("disk full", "free space"),
+    errno.EDQUOT: ("disk quota exceeded", "free space or raise the quota"),
+    errno.EFBIG: (
+        "file too large (a file-size limit, `ulimit -f`, or the file system's largest file)",
+        "raise the limit or write to a file system that takes larger files",
+    ),
+}
+
+
+def _no_room(exc: OSError, path: str, done: int | None) -> DiskFullError | None:
+    """A DiskFullError with the message for ``exc`` (None if it is another error).
+
+    ``done`` is the number of complete shards, or None while the store is set up.
+    """
+    if exc.errno not in _NO_ROOM:
+        return None
+    what, fix = _NO_ROOM[exc.errno]
+    if done is None:
+        message = (
+            f"{what} while setting up {path}: this run wrote no pairs; {fix} and re-run the "
+            "same command (a store whose creation did not finish is created again)"
+        )
+    else:
+        message = (
+            f"{what} while writing {path}: {done} complete shards are valid and the partial "
+            f"shard was removed; {fix} and re-run the same command to resume"
+        )
+    return DiskFullError(exc.errno, message)
 
 
 class Interrupted(KeyboardInterrupt):
@@ -43,6 +86,9 @@ class GenerateSummary:
     acceptance: dict[str, int] = field(default_factory=dict)
     bytes_on_disk: int | None = None
     warm_up_seconds: float = 0.0
+    repaired: list[store.Damage] = field(default_factory=list)  # found and regenerated
+    checked: int = 0  # format-1 shards checked against a regeneration (upgrade)
+    rewritten: int = 0  # objects of those shards that differed and were rewritten
 
     @property
     def rate(self) -> float:
@@ -64,30 +110,59 @@ class GenerateSummary:
             if self.warm_up_seconds > 5
             else ""
         )
+        repairs = ""
+        if self.repaired:
+            shards = sorted({d.shard for d in self.repaired})
+            repairs = f"; regenerated damaged shard(s) {', '.join(map(str, shards))}"
+        if self.checked:
+            repairs += (
+                f"; checked {self.checked} format-1 shards against a regeneration "
+                f"({self.rewritten} objects differed and were rewritten) and recorded their "
+                "checksums: the store is now format 2"
+            )
         return (
             f"{self.rows:,} pairs in {self.path} ({self.rows_new:,} new in {self.seconds:.1f} s"
             f"{compiled}, {self.rate:,.0f} pairs/s), acceptance {self.acceptance_rate:.1%} of "
-            f"excitation draws{size}"
+            f"excitation draws{size}{repairs}"
         )
 
 
-def run_shard(
-    path: str, k: int, config_dict: dict, n: int, shard_rows: int, pin: bool = True
-) -> tuple[int, int, dict[str, int]]:
-    """Generate and write shard k of the store at ``path``; the task of every worker.
+@dataclass(frozen=True)
+class ShardDone:
+    """What a shard task reports to the driver, which records and commits it."""
 
-    Returns ``(k, rows, acceptance counters)``. A pure function of its
-    arguments and the store's layout, so it can run anywhere, in any order,
-    any number of times.
+    k: int
+    rows: int
+    stats: dict[str, int]
+    records: dict[str, tuple[int, int]]  # array -> (object size, CRC-32C)
+    rewritten: tuple[str, ...]  # arrays whose objects were written
+    check: bool  # the task checked existing objects against a regeneration
+
+
+def run_shard(
+    path: str,
+    k: int,
+    config_dict: dict,
+    n: int,
+    shard_rows: int,
+    pin: bool = True,
+    check: bool = False,
+) -> ShardDone:
+    """Generate shard k of the store at ``path`` and write its objects; the worker task.
+
+    With ``check``, existing objects are compared with the regenerated bytes
+    and only those that differ are written. Does not commit (the driver
+    does). A pure function of its arguments and the store's layout, so it can
+    run anywhere, in any order, any number of times.
     """
     if pin:
         pin_threads()
     config = GenerateConfig.from_dict(config_dict)
     start, stop = store.shard_rows_range(k, n, shard_rows)
     batch = generate_batch(config, row_seeds(config.seed, start, stop))
-    stats = batch.stat_totals()
-    store.write_shard(path, k, batch, token_length(config), stats)
-    return k, stop - start, stats
+    columns = store.batch_columns(batch, token_length(config))
+    records, written = store.write_shard_objects(path, k, columns, only_changed=check)
+    return ShardDone(k, stop - start, batch.stat_totals(), records, tuple(written), check)
 
 
 def warm_up(config: GenerateConfig) -> None:
@@ -111,26 +186,28 @@ def prepare(
     n: int,
     store_options: dict | None = None,
     overwrite: bool = False,
-) -> StoreConfig:
-    """Create, resume or extend the store at ``path``; return its layout.
+    verify: bool = False,
+) -> tuple[StoreConfig, bool]:
+    """Create, resume or extend the store at ``path``; return its layout and whether it
+    is a format-1 store to upgrade (its committed shards are then checked by regeneration).
 
     ``store_options`` holds only the layout settings the user gave; on an
     existing store the others come from the store. Raises StoreError when
     the store exists with another config or layout (unless ``overwrite``),
-    or when ``n`` is smaller than the store.
+    when ``n`` is smaller than the store, or for a format-1 store without
+    ``verify``. The caller holds the writer lock.
     """
     if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
         raise ValueError(f"n={n!r} is invalid: the number of pairs must be a positive integer")
     store_options = dict(store_options or {})
-    store.check_output_path(path)
-    header = store.read_header(path)
-    if header is not None and overwrite:
-        store.remove(path)
-        header = None
-    if header is None:
+    try:
+        header = store.read_header(path)
+    except store.UnfinishedStoreError:
+        header = None  # created again below
+    if header is None or overwrite:
         store_config = StoreConfig(**store_options)
         store.create(path, config, store_config, n)
-        return store_config
+        return store_config, False
     stored = store.header_config(path, header)
     if stored != config:
         raise store.StoreError(
@@ -152,12 +229,43 @@ def prepare(
             f"{path} already has {rows:,} rows and --n is {n:,}; s2gen does not shrink a store "
             "(pass --overwrite to rewrite it with fewer rows)"
         )
+    upgrade = header["format_version"] < store.FORMAT_VERSION
+    if upgrade and not verify:
+        raise store.StoreError(
+            f"{path} is in store format {header['format_version']}, which records no checksums "
+            "of its shards; re-run this command with --verify to check every shard against a "
+            "regeneration, record the checksums and upgrade it to format "
+            f"{store.FORMAT_VERSION} (or pass --overwrite to write it again)"
+        )
+    if upgrade:
+        store.add_object_records(path)
     if n > rows:
         last = store.shard_count(rows, store_config.shard_rows) - 1
         if rows % store_config.shard_rows:
             store.drop_shard(path, last)  # its rows range grows: rewrite it whole
         store.resize(path, n)
-    return store_config
+    return store_config, upgrade
+
+
+def find_damage(path: str, verify: bool, upgrade: bool) -> list[store.Damage]:
+    """Check the committed shards against their records and forget the damaged ones.
+
+    Sizes always, CRC-32C with ``verify``. In a format-1 store being upgraded
+    only the shards that already have records (from an earlier, interrupted
+    ``--verify`` run) are checked here, by checksum; the others are checked
+    by regeneration.
+    """
+    if upgrade:
+        recorded = store.object_records(path)
+        shards = [k for k in store.shard_records(path) if (recorded[k] >= 0).all()]
+        damages = store.check_shards(path, hashes=True, shards=shards)
+    else:
+        damages = store.check_shards(path, hashes=verify)
+    for k in sorted({d.shard for d in damages}):
+        store.drop_shard(path, k)
+    for damage in damages:
+        log.warning("%s: %s; regenerating the shard", path, damage)
+    return damages
 
 
 def _local_executor(workers: int) -> ProcessPoolExecutor:
@@ -168,7 +276,7 @@ def _local_executor(workers: int) -> ProcessPoolExecutor:
     )
 
 
-def _run_tasks(submit: Callable, todo: list[int], window: int) -> Iterator[tuple[int, int, dict]]:
+def _run_tasks(submit: Callable, todo: list, window: int) -> Iterator[ShardDone]:
     """Submit shard tasks with at most ``window`` in flight; yield results as they finish."""
     pending: set[Future] = set()
     queue = list(reversed(todo))
@@ -197,6 +305,7 @@ def generate_store(
     scheduler: str | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    verify: bool = False,
 ) -> GenerateSummary:
     """Create or finish a store of ``n`` pairs at ``path``.
 
@@ -211,28 +320,62 @@ def generate_store(
         shard tasks then run on its workers, which must reach ``path``.
     overwrite : replace an existing store of another config.
     progress : show a tqdm bar.
+    verify : compare every committed shard's CRC-32C with its record (not
+        only its size) and regenerate the damaged ones; on a format-1 store,
+        check every shard against a regeneration and upgrade it to format 2.
 
     Raises
     ------
     StoreError, ValueError : bad input (nothing is written).
-    DiskFullError : the disk filled; completed shards stay valid.
+    StoreBusyError : another process is writing the store (nothing is written).
+    DiskFullError : the disk, a quota or a file-size limit ran out; completed
+        shards stay valid.
     Interrupted : Ctrl-C; completed shards stay valid.
     """
-    from tqdm import tqdm
-
     t0 = time.perf_counter()
     workers = default_workers() if workers is None else workers
     if workers < 1:
         raise ValueError(f"workers={workers} is invalid: use at least 1")
-    store_config = prepare(path, config, n, store_options, overwrite)
-    store.clean_partial_files(path)
+    if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
+        raise ValueError(f"n={n!r} is invalid: the number of pairs must be a positive integer")
+    store.check_output_path(path)
+    try:
+        store.read_header(path)  # refuses foreign data before a lock file is put into it
+    except store.UnfinishedStoreError:
+        pass
+    with ExitStack() as stack:
+        try:
+            lock = stack.enter_context(writer_lock(path))
+            store_config, upgrade = prepare(path, config, n, store_options, overwrite, verify)
+            store.clean_partial_files(path)
+            repaired = find_damage(path, verify, upgrade)
+        except OSError as exc:
+            no_room = _no_room(exc, path, None)
+            if no_room is None:
+                raise
+            raise no_room from exc
+        summary = _fill(path, config, n, store_config, upgrade, lock, workers, scheduler, progress)
+    summary.seconds = time.perf_counter() - t0
+    summary.repaired = repaired
+    return summary
+
+
+def _fill(path, config, n, store_config, upgrade, lock, workers, scheduler, progress):
+    """Run the shard tasks the store lacks (and, in an upgrade, the checks); commit each."""
+    from tqdm import tqdm
+
     records = store.shard_records(path)
-    todo = [k for k in range(store.shard_count(n, store_config.shard_rows)) if k not in records]
-    rows_done = sum(r["accepted"] for r in records.values())
+    tasks = [(k, False) for k in range(store.shard_count(n, store_config.shard_rows))]
+    tasks = [task for task in tasks if task[0] not in records]
+    if upgrade:
+        recorded = store.object_records(path)
+        tasks += [(k, True) for k in sorted(records) if (recorded[k] < 0).any()]
+    checking = {k for k, check in tasks if check}
+    rows_done = sum(r["accepted"] for k, r in records.items() if k not in checking)
     warm_started = time.perf_counter()
     warm_up(config)
     warm_seconds = time.perf_counter() - warm_started
-    args = (path, config.to_dict(), n, store_config.shard_rows)
+    args = (config.to_dict(), n, store_config.shard_rows)
     bar = tqdm(
         total=n,
         initial=rows_done,
@@ -242,26 +385,35 @@ def generate_store(
         desc="generating",
         smoothing=0.05,
     )
-    rows_new = 0
+    committer = store.ShardCommitter(path)
+    rows_new = checked = rewritten = 0
     executor = client = None
     try:
         if scheduler:
             client = _dask_client(scheduler)
-            submit = lambda k: _as_concurrent(
-                client.submit(run_shard, args[0], k, *args[1:], pure=False)
+            submit = lambda task: _as_concurrent(
+                client.submit(run_shard, path, task[0], *args, check=task[1], pure=False)
             )
             window = 4 * max(1, len(client.scheduler_info()["workers"]))
         elif workers == 1:
-            submit = lambda k: _completed(run_shard, args[0], k, *args[1:], pin=False)
+            submit = lambda task: _completed(
+                run_shard, path, task[0], *args, pin=False, check=task[1]
+            )
             window = 1
         else:
             executor = _local_executor(workers)
-            submit = lambda k: executor.submit(run_shard, args[0], k, *args[1:])
+            submit = lambda task: executor.submit(run_shard, path, task[0], *args, check=task[1])
             window = 2 * workers
         with one_numba_thread(enabled=workers == 1 and not scheduler):
-            for _, rows, _ in _run_tasks(submit, todo, window):
-                rows_new += rows
-                bar.update(rows)
+            for done in _run_tasks(submit, tasks, window):
+                lock.check()
+                committer.commit(done.k, done.stats, done.records)
+                if done.check:
+                    checked += 1
+                    rewritten += len(done.rewritten)
+                else:
+                    rows_new += done.rows
+                bar.update(done.rows)
     except KeyboardInterrupt as exc:
         _stop(executor, client, path)
         raise Interrupted(
@@ -270,14 +422,13 @@ def generate_store(
         ) from exc
     except OSError as exc:
         _stop(executor, client, path)
-        if exc.errno != errno.ENOSPC:
+        no_room = _no_room(exc, path, len(store.shard_records(path)))
+        if no_room is None:
             raise
-        done = len(store.shard_records(path))
-        raise DiskFullError(
-            errno.ENOSPC,
-            f"disk full while writing {path}: {done} complete shards are valid and the partial "
-            "shard was removed; free space and re-run the same command to resume",
-        ) from exc
+        raise no_room from exc
+    except BaseException:
+        _stop(executor, client, path)
+        raise
     finally:
         bar.close()
         if executor is not None:
@@ -285,11 +436,20 @@ def generate_store(
         if client is not None:
             client.close()
     wait_for_write_back()  # shards written in this process
-    records = store.shard_records(path)
-    totals = _total_stats(records)
+    if upgrade:
+        store.finish_upgrade(path)
+    totals = _total_stats(store.shard_records(path))
     store.update_header(path, rows_written=n, acceptance=totals)
     return GenerateSummary(
-        path, n, rows_new, time.perf_counter() - t0, totals, store.size_on_disk(path), warm_seconds
+        path,
+        n,
+        rows_new,
+        0.0,
+        totals,
+        store.size_on_disk(path),
+        warm_seconds,
+        checked=checked,
+        rewritten=rewritten,
     )
 
 

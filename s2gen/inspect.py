@@ -5,7 +5,9 @@ values and zero padding, dims in range, y equal to the stored expression
 (read by ``s2gen.symbols.grammar``, which runs nothing) lambdified by sympy on
 the stored x (rounded to the store dtype), tokens that decode to the same
 expression, the row seed, a bit-for-bit regeneration from (config, seed), and
-that every shard is complete.
+that every shard is complete and intact: each committed shard's objects have
+the size and CRC-32C recorded when they were written (format 1, which has no
+records: they exist and decode).
 """
 
 from collections import Counter
@@ -31,7 +33,7 @@ def sample_rows(n_rows: int, k: int | None, seed: int = 0) -> np.ndarray:
 
 def _read_rows(view: s2store.S2Store, rows: np.ndarray, fields) -> dict[str, np.ndarray]:
     """The given rows of some arrays, reading each touched chunk once."""
-    out: dict[str, list] = {name: [] for name in fields}
+    out: dict[str, list] = {name: [block] for name, block in view.read(0, 0, fields).items()}
     chunk = view.chunk_rows
     for c in np.unique(rows // chunk):
         start, stop = c * chunk, min(len(view), (c + 1) * chunk)
@@ -44,9 +46,9 @@ def _read_rows(view: s2store.S2Store, rows: np.ndarray, fields) -> dict[str, np.
 
 def summary(view: s2store.S2Store, sample: int | None = 10_000) -> dict:
     """Facts about a store for ``s2gen info`` (operator counts from ``sample`` rows)."""
-    n_in = view.arrays["n_in"][:]
-    n_out = view.arrays["n_out"][:]
-    sampler = view.arrays["sampler"][:]
+    damaged = sorted({d.shard for d in s2store.check_shards(view.path)})  # sizes only
+    whole = view.read(0, len(view), ("n_in", "n_out", "sampler"))
+    n_in, n_out, sampler = whole["n_in"], whole["n_out"], whole["sampler"]
     codes = view.header["sampler_codes"]
     names = {v: k for k, v in codes.items()}
     rows = sample_rows(len(view), sample)
@@ -61,6 +63,8 @@ def summary(view: s2store.S2Store, sample: int | None = 10_000) -> dict:
         "rows": len(view),
         "complete_shards": f"{len(view.complete_shards())} of "
         f"{s2store.shard_count(len(view), view.shard_rows)}",
+        "damaged_shards": damaged,
+        "checksums": CHECKSUMS if view.has_checksums else _no_checksums(view),
         "length": view.config.length,
         "dtype": view.config.dtype,
         "input_dims": dict(sorted(Counter(n_in.tolist()).items())),
@@ -80,13 +84,32 @@ def summary(view: s2store.S2Store, sample: int | None = 10_000) -> dict:
     }
 
 
+CHECKSUMS = "size and CRC-32C of every shard object (format 2)"
+
+
+def _no_checksums(view: s2store.S2Store) -> str:
+    """Why a format-1 store has no checksums and how to add them."""
+    if _series_only(view):
+        fix = "sample it again with `s2gen oats sample`, which writes format 2"
+    else:
+        fix = (
+            "re-run the `s2gen generate` command that made it with --verify: it checks every "
+            "shard against a regeneration and records them (format 2)"
+        )
+    return (
+        f"none: store format {view.header['format_version']} records no checksums, so a changed "
+        f"byte inside a shard can go unnoticed; to add them, {fix}"
+    )
+
+
 @dataclass
 class Report:
-    """Outcome of ``validate``: failures as (row or None, message)."""
+    """Outcome of ``validate``: failures as (row or None, message), and notes."""
 
     rows_checked: int = 0
     shards_checked: int = 0
     failures: list[tuple[int | None, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -97,6 +120,8 @@ class Report:
 
 
 def _check_layout(view: s2store.S2Store, report: Report) -> None:
+    """Array shapes and dtypes, commits, and every committed shard's objects against
+    their records."""
     specs = s2store.array_specs(view.config, len(view))
     for name, (shape, dtype) in specs.items():
         array = view.arrays[name]
@@ -110,15 +135,18 @@ def _check_layout(view: s2store.S2Store, report: Report) -> None:
         report.shards_checked += 1
         if k not in records:
             report.fail(None, f"shard {k} is not committed (generation incomplete)")
-            continue
-        missing = s2store.missing_shard_objects(view.path, k)
-        if _series_only(view):  # these hold only fill values: their objects may be absent
-            missing = [name for name in missing if name not in SERIES_ONLY_EMPTY]
-        if missing:
-            report.fail(None, f"shard {k} is committed but lacks arrays {missing}")
-
-
-SERIES_ONLY_EMPTY = ("y", "n_out", "expr", "tokens")
+    damages = s2store.check_shards(view.path, hashes=True)
+    for damage in damages:
+        report.fail(None, str(damage))
+    if damages:
+        report.notes.append(
+            "re-run the `s2gen generate` command that made the store to regenerate the damaged "
+            "shards (add --verify when only checksums differ)"
+            if not _series_only(view)
+            else "this series-only store cannot be regenerated; sample it again"
+        )
+    if not view.has_checksums:
+        report.notes.append(f"checksums: {_no_checksums(view)}")
 
 
 def _series_only(view: s2store.S2Store) -> bool:
@@ -199,12 +227,17 @@ def validate(path: str, sample: int | None = 1000, seed: int = 0) -> Report:
     view = s2store.open(path, allow_incomplete=True)
     _check_layout(view, report)
     rows = sample_rows(len(view), sample, seed)
-    complete = set(s2store.shard_records(path))
-    rows = rows[np.isin(rows // view.shard_rows, list(complete))]
-    data = _read_rows(view, rows, s2store.ARRAY_NAMES)
-    for pos, i in enumerate(rows):
-        _check_row(view, int(i), {k: v[pos] for k, v in data.items()}, report)
-        report.rows_checked += 1
+    rows = rows[np.isin(rows // view.shard_rows, view.complete_shards())]
+    chunk = view.chunk_rows
+    for c in np.unique(rows // chunk):
+        start, stop = c * chunk, min(len(view), (c + 1) * chunk)
+        try:
+            block = view.read(start, stop)
+        except s2store.StoreError:
+            continue  # a shard whose objects are missing or cut short: reported above
+        for i in rows[(rows >= start) & (rows < stop)]:
+            _check_row(view, int(i), {k: v[i - start] for k, v in block.items()}, report)
+            report.rows_checked += 1
     return report
 
 

@@ -208,6 +208,10 @@ def test_cli_trains_a_generator_and_samples_into_a_store_and_npy(tmp_path):
     assert len(set(block["seed"].tolist())) == 20
     assert view.header["sampler_codes"]["diffusion"] == s2store.DIFFUSION_SAMPLER
     assert view.header["source"]["guides"] == str(data) and view.config.length == 32
+    assert view.has_checksums  # written, recorded and committed like a generated store
+    records = s2store.object_records(str(out_store))[0]
+    for a, name in enumerate(s2store.ARRAY_NAMES):
+        assert (records[a, 0] == 0) == (name in s2store.SERIES_ONLY_EMPTY), name
     result = CliRunner().invoke(main, ["validate", str(out_store), "--sample", "0"])
     assert result.exit_code == 0 and "OK: 20 rows" in result.output, result.output
 

@@ -53,6 +53,26 @@ def test_one_pass_shard_bytes_equal_zarrs_writer(tmp_path, compressor, dtype):
     np.testing.assert_array_equal(view.read(64, 128)["x"], batch.x.astype(dtype))
 
 
+def test_a_short_last_shard_has_the_bytes_zarrs_writer_gives_it(tmp_path):
+    layout = StoreConfig(chunk_rows=16, shard_rows=64)
+    n = 100  # shard 1 holds rows 64-99: two whole chunks, one short, one past the end
+    batch = generate_batch(CONFIG, row_seeds(CONFIG.seed, 64, n))
+    lean, through_zarr = str(tmp_path / "lean.zarr"), str(tmp_path / "zarr.zarr")
+    for path in (lean, through_zarr):
+        store.create(path, CONFIG, layout, n)
+    store.write_shard(lean, 1, batch, token_length(CONFIG), batch.stat_totals())
+    group = zarr.open_group(through_zarr, mode="r+")
+    records = zarr.open_group(lean, mode="r")[store.OBJECTS][1]
+    for a, (name, column) in enumerate(_columns(batch).items()):
+        group[name][64:n] = column
+        key = group[name].metadata.encode_chunk_key((1,) + (0,) * (group[name].ndim - 1))
+        written, expected = (
+            Path(p, name, *key.split("/")).read_bytes() for p in (lean, through_zarr)
+        )
+        assert written == expected, name
+        assert tuple(records[a]) == store.fingerprint([expected]), name
+
+
 @pytest.mark.parametrize("name", ["tokens", "x", "expr"])
 def test_fill_only_chunks_and_shards_are_left_out_as_zarr_does(tmp_path, name):
     layout = StoreConfig(chunk_rows=16, shard_rows=32)

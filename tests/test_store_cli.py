@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import google_crc32c
 import numpy as np
 import pytest
 import zarr
@@ -85,7 +86,15 @@ def test_store_has_the_documented_names_dtypes_shapes_and_attrs(reference):
         assert group[name].chunks[0] == 32 and group[name].shards[0] == 64
     assert group["expr"].shape == (300, 2) and group["expr"].dtype == np.dtypes.StringDType()
     assert set(group.array_keys()) == set(s2store.ARRAY_NAMES)
-    assert header["format_version"] == 1 and header["rows"] == 300
+    assert header["format_version"] == 2 and header["rows"] == 300
+    assert header["objects"] == {"arrays": list(s2store.ARRAY_NAMES), "checksum": "crc32c"}
+    records = group["_s2gen/objects"][:]  # (shards, arrays, 2): size and CRC-32C of each object
+    assert records.shape == (5, len(s2store.ARRAY_NAMES), 2)
+    for k in range(5):
+        for a, name in enumerate(s2store.ARRAY_NAMES):
+            key = group[name].metadata.encode_chunk_key((k,) + (0,) * (group[name].ndim - 1))
+            data = (Path(reference) / name / key).read_bytes()
+            assert tuple(records[k, a]) == (len(data), google_crc32c.value(data)), (k, name)
     assert header["rows_written"] == 300
     assert config.max_input_dim == 2 and config.length == 32
     assert header["vocabulary"][:5] == ["<pad>", "<bos>", "<eos>", "<mask>", "<sep>"]
@@ -241,8 +250,11 @@ def test_foreign_data_is_never_touched(tmp_path):
     assert "format 99" in run("info", future, expect=1).output
 
 
+@pytest.mark.parametrize(
+    "code,message", [(errno.ENOSPC, "disk full"), (errno.EFBIG, "file too large")]
+)
 def test_full_disk_keeps_completed_shards_cleans_the_partial_one_and_resumes(
-    reference, tmp_path, monkeypatch
+    reference, tmp_path, monkeypatch, code, message
 ):
     path = tmp_path / "full.zarr"
     real_open = Path.open
@@ -261,7 +273,7 @@ def test_full_disk_keeps_completed_shards_cleans_the_partial_one_and_resumes(
         def write(self, data):
             self.file.write(bytes(memoryview(data)[:10]))
             calls["n"] += 1
-            raise OSError(errno.ENOSPC, "No space left on device")
+            raise OSError(code, os.strerror(code))
 
     def open_(p, mode="r", *args, **kwargs):
         file = real_open(p, mode, *args, **kwargs)
@@ -276,7 +288,8 @@ def test_full_disk_keeps_completed_shards_cleans_the_partial_one_and_resumes(
 
     monkeypatch.setattr(Path, "open", open_)
     result = run("generate", "--n", 300, "--out", path, *TINY, *MULTI, "--workers", 1, expect=1)
-    assert calls["n"] == 1 and "disk full" in result.output and "re-run" in result.output
+    assert calls["n"] == 1 and message in result.output and "2 complete shards" in result.output
+    assert "re-run the same command to resume" in result.output
     assert sorted(s2store.shard_records(str(path))) == [0, 1]
     assert not list(path.rglob("*.partial")) and not (path / "y" / "c" / "2" / "0" / "0").exists()
     monkeypatch.setattr(Path, "open", real_open)
@@ -448,9 +461,17 @@ def test_validate_names_each_failing_row(reference, tmp_path):
     expr = group["expr"][64:128]
     expr[3, 0] = "(x_0 + 1.0)"  # row 67: tokens and y disagree with expr
     group["expr"][64:128] = expr
+    result = run("validate", broken, "--sample", 10, expect=1)  # written behind s2gen's back
+    assert "shard 0, array y: object y/c/0/0/0 has CRC-32C" in result.output
+    assert "shard 1, array expr: object expr/c/1/0 is" in result.output
+    for k, name in ((0, "y"), (1, "expr")):  # as if the generator itself had written them
+        key = group[name].metadata.encode_chunk_key((k,) + (0,) * (group[name].ndim - 1))
+        data = (broken / name / key).read_bytes()
+        a = s2store.ARRAY_NAMES.index(name)
+        group["_s2gen/objects"][k, a] = [len(data), google_crc32c.value(data)]
     result = run("validate", broken, "--sample", 0, expect=1)
     assert "row 10:" in result.output and "row 67:" in result.output
-    assert "FAILED" in result.output
+    assert "FAILED" in result.output and "300 rows" in result.output
 
 
 def test_incomplete_store_is_reported(tmp_path):

@@ -59,10 +59,9 @@ def train_generator_command(
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
     try:
-        store = open_store(data)
-    except StoreError as exc:
+        series, rows = store_subset(open_store(data), subset, seed, field)
+    except StoreError as exc:  # no store there, or a damaged shard
         raise click.ClickException(str(exc)) from exc
-    series, rows = store_subset(store, subset, seed, field)
     started = time.perf_counter()
     try:
         if window is not None:
@@ -128,7 +127,8 @@ def sample_command(
     from s2gen.kernels.seeds import row_seeds
     from s2gen.oats.data import guide_windows, load_series
     from s2gen.oats.generator import Generator
-    from s2gen.store import StoreError, write_series
+    from s2gen.series_store import write_series
+    from s2gen.store import StoreError
     from s2gen.store import open as open_store
 
     try:

@@ -195,12 +195,21 @@ def pretrain(
             progress=not quiet,
         )
     except (ValueError, StoreError) as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(error_message(exc)) from exc
     if int(os.environ.get("RANK", 0)) != 0:  # under torchrun, rank 0 reports
         return
     shown = ("loss", "val_loss", "val_t2s_top1", "val_t2s_top10", "val_mlm_acc", "val_inst")
     summary = ", ".join(f"{k} {final[k]:.4g}" for k in shown if k in final)
     click.echo(f"pretrained {cfg.steps} steps into {out_dir}: {summary}")
+
+
+def error_message(exc: Exception) -> str:
+    """The error's own message, without the traceback text a DataLoader worker wraps it in."""
+    text = str(exc).strip()
+    if "Original Traceback" not in text:
+        return text
+    last = text.splitlines()[-1]  # "module.ErrorType: message"
+    return last.split(": ", 1)[1] if ": " in last else last
 
 
 def _read_series(path: Path):
