@@ -131,14 +131,14 @@ def child(code: str, *args: str) -> dict:
 
 
 def pretrain() -> list[dict]:
-    from s2gen.memory import pretrain_bytes
+    from s2gen.memory import pretrain_step_bytes
     from s2gen.pretrain.config import PretrainConfig
 
     rows = []
     for preset, overrides in PRETRAIN_GRID:
         cfg = PretrainConfig.preset(preset, **overrides)
         measured = child(PRETRAIN_CHILD, preset, json.dumps(overrides))["measured"]
-        rows.append(_row("pretrain", preset, overrides, measured, pretrain_bytes(cfg)))
+        rows.append(_row("pretrain", preset, overrides, measured, pretrain_step_bytes(cfg)))
     return rows
 
 

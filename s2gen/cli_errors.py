@@ -9,6 +9,7 @@ Commands may still raise ``click.ClickException`` themselves.
 """
 
 import json
+import linecache
 import tomllib
 from pathlib import Path
 
@@ -33,13 +34,21 @@ class RuntimeFailure(click.ClickException):
 
 
 def _raised_by_s2gen(exc: BaseException) -> bool:
-    """True when the innermost frame of ``exc`` is s2gen code (a message written for users)."""
+    """True when a ``raise`` statement in s2gen raised ``exc`` (a message written for users).
+
+    An error that numpy or another library raised, even one called from
+    s2gen code, is not: it is a bug, and keeps its traceback.
+    """
     tb = exc.__traceback__
     if tb is None:
         return False
     while tb.tb_next is not None:
         tb = tb.tb_next
-    return str(tb.tb_frame.f_globals.get("__name__", "")).startswith("s2gen")
+    frame = tb.tb_frame
+    if not str(frame.f_globals.get("__name__", "")).startswith("s2gen"):
+        return False
+    line = linecache.getline(frame.f_code.co_filename, tb.tb_lineno)
+    return line.lstrip().startswith("raise")
 
 
 def _one_line(text: str) -> str:

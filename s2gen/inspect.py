@@ -29,6 +29,8 @@ def sample_rows(n_rows: int, k: int | None, seed: int = 0) -> np.ndarray:
 
 def _read_rows(view: s2store.S2Store, rows: np.ndarray, fields) -> dict[str, np.ndarray]:
     """The given rows of some arrays, reading each touched chunk once."""
+    if rows.size == 0:
+        return view.read(0, 0, fields)
     out: dict[str, list] = {name: [] for name in fields}
     chunk = view.chunk_rows
     for c in np.unique(rows // chunk):

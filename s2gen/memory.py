@@ -3,7 +3,7 @@
 A generation worker holds one shard's x and y in float32 and their encoding;
 a training step holds the activations autograd saves, which grow with the
 batch. Each estimate is a count of bytes from the config times a factor
-measured on this code (``benchmarks/memory.py``, figures in BENCHMARKS.md),
+measured on this code (``benchmarks/bench_memory.py``, figures in BENCHMARKS.md),
 compared with the memory the machine has available now (``/proc/meminfo``
 ``MemAvailable``, capped by a cgroup limit). A setting that does not fit is
 refused up front with the largest value that fits, instead of the kernel's
@@ -18,10 +18,11 @@ from s2gen.config import GenerateConfig, StoreConfig
 from s2gen.symbols.vocabulary import vocabulary
 
 GB = 1e9
-SHARD_LIMIT = 1_000_000_000  # bytes of x + y (float32) per shard: keeps every chunk far below
-# blosc's 2 GB buffer limit, and a worker's peak near 2.3 GB
+# bytes of x + y (float32) per shard: every chunk stays far below blosc's 2 GB buffer limit
+# and a worker's peak near 2.3 GB
+SHARD_LIMIT = 1_000_000_000
 GENERATION_BASE = 250e6  # RSS of a worker with the kernels loaded (measured 236 MB)
-GENERATION_FACTOR = 2.0  # peak RSS per byte of a shard's x + y (measured 1.86 to 1.96)
+GENERATION_FACTOR = 2.0  # peak RSS per byte of a shard's x + y (measured 1.86 to 2.4)
 FLOAT = 4  # bytes per float32
 
 
@@ -161,10 +162,11 @@ def _power_of_two_at_most(n: int) -> int:
 
 # Floats autograd keeps per token of one pre-norm block in a training pass (block inputs,
 # norms, q/k/v, the attention output, the MLP's two wide tensors; attention weights per
-# head and key), and per entry of the contrastive matrices (similarities, scaled, targets,
-# log-softmax, both directions). ACTIVATION_FACTOR scales the count to the measured peak
-# RSS of a step (gradients, the allocator); INFERENCE_FLOATS is the live floats per token
-# of one block under no_grad. Calibrated with benchmarks/memory.py.
+# head and key), per MLM logit, and per entry of the contrastive matrices (similarities,
+# scaled, targets, log-softmax, both directions). ACTIVATION_FACTOR (pretraining) and
+# FINETUNE_FACTOR (one pass of the series tower) scale the count to the measured peak RSS
+# of a step (gradients, the allocator); INFERENCE_FACTOR does the same for the live floats
+# of one block under no_grad. Fitted with benchmarks/bench_memory.py (BENCHMARKS.md).
 SAVED_PER_D = 8
 SAVED_PER_FF = 2
 SAVED_PER_KEY = 2
@@ -174,9 +176,10 @@ DROPOUT_PER_D = 2.5  # two residual dropouts: output float + bool mask each
 DROPOUT_PER_KEY = 1.25  # attention dropout: output float + bool mask
 ACTIVATION_FACTOR = 1.3
 STEP_OVERHEAD = 150e6  # a first training step's own buffers (autograd, oneDNN), measured
-FINETUNE_FACTOR = 1.6  # the same for one pass of the series tower with a head
+RUN_OVERHEAD = 200e6  # a whole `s2gen pretrain` run beyond its steps (data, validation, saving)
+FINETUNE_FACTOR = 1.6
 INFERENCE_FACTOR = 1.5
-INFERENCE_OVERHEAD = 25e6
+INFERENCE_OVERHEAD = 25e6  # an inference pass's own buffers, measured
 
 
 def _block_params(d: int, d_ff: int) -> int:
@@ -218,7 +221,17 @@ def pretrain_parameters(cfg, vocab_size: int | None = None) -> tuple[int, int]:
 
 
 def pretrain_bytes(cfg, vocab_size: int | None = None) -> float:
-    """Peak memory of pretraining with ``cfg`` (a PretrainConfig) in one process, on CPU.
+    """Peak memory of a pretraining run with ``cfg`` (a PretrainConfig) in one process, on CPU.
+
+    A training step (``pretrain_step_bytes``) plus what the run holds beside
+    it: the data stream's chunk buffer, the held-out validation set and the
+    checkpoint being written.
+    """
+    return pretrain_step_bytes(cfg, vocab_size) + RUN_OVERHEAD
+
+
+def pretrain_step_bytes(cfg, vocab_size: int | None = None) -> float:
+    """Peak memory of pretraining steps with ``cfg``, beyond the imported torch, on CPU.
 
     Parameters, gradients and AdamW moments of the online model, the momentum
     copies and queues, and the activations of one step: two passes of each

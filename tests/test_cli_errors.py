@@ -9,8 +9,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from s2gen import store as s2store
 from s2gen.cli import main
-from s2gen.cli_errors import ErrorGroup
+from s2gen.cli_errors import ErrorGroup, user_error
 from s2gen.config import GenerateConfig
 from s2gen.pretrain import PretrainConfig, checkpoint
 from s2gen.pretrain.model import S2Pretrainer
@@ -249,6 +250,20 @@ def test_embed_input_with_nan_or_inf_is_refused_naming_the_rows(ckpt, tmp_path, 
 def test_validate_negative_sample_is_refused(store):
     assert_one_line_error(invoke("validate", store, "--sample", -5), 2, "'--sample'", "-5")
     assert_one_line_error(invoke("info", store, "--sample", -5), 2, "'--sample'", "-5")
+    assert invoke("info", store, "--sample", 0).exit_code == 0  # no operator counts, no error
+
+
+def test_validate_and_info_of_a_store_without_a_committed_shard(tmp_path):
+    path = tmp_path / "s.zarr"
+    assert invoke("generate", "--n", 100, "--out", path, *TINY_STORE, "--workers", 1).exit_code == 0
+    for k in (0, 1):
+        s2store.drop_shard(str(path), k)
+    result = invoke("validate", path)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    for k in (0, 1):
+        assert f"shard {k} is not committed" in result.output
+    assert "0 rows and 2 shards checked" in result.output
+    assert "complete_shards: 0 of 2" in invoke("info", path).output
 
 
 def test_show_counts_negative_indices_from_the_end(store):
@@ -315,3 +330,22 @@ def test_user_errors_become_one_line_and_bugs_keep_their_traceback(tmp_path):
     assert isinstance(bug.exception, ValueError) and "operands could not" in str(bug.exception)
     key_error = runner.invoke(_group_raising(lambda: {}["x"]), ["boom"])
     assert isinstance(key_error.exception, KeyError)
+
+
+def test_only_errors_s2gen_raises_itself_count_as_user_errors(tmp_path):
+    """A ValueError from a ``raise`` in s2gen code is a message; one from numpy called by s2gen
+    code (no ``raise`` of ours) is a bug."""
+    import importlib.util
+
+    source = tmp_path / "s2gen_fake_module.py"
+    source.write_text(
+        "import numpy as np\n\n\ndef ours():\n    raise ValueError('n=0 is invalid: use 1')"
+        "\n\n\ndef numpys():\n    return np.concatenate([])\n"
+    )
+    spec = importlib.util.spec_from_file_location("s2gen_fake_module", source)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for function, is_user_error in ((module.ours, True), (module.numpys, False)):
+        with pytest.raises(ValueError) as caught:
+            function()
+        assert (user_error(caught.value) is not None) == is_user_error
