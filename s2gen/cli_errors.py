@@ -15,8 +15,7 @@ from pathlib import Path
 
 import click
 
-USAGE = 2
-RUNTIME = 1
+RUNTIME = 1  # click's usage errors exit with 2
 
 _PATH_ERRORS = (
     FileNotFoundError,
@@ -55,15 +54,19 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
-def user_error(exc: BaseException) -> click.ClickException | None:
-    """The message and exit code of a user error, or None if ``exc`` is a bug."""
+def user_error(exc: BaseException, command: str | None = None) -> click.ClickException | None:
+    """The message and exit code of a user error, or None if ``exc`` is a bug.
+
+    ``command`` is the subcommand that raised it: an expression error is the
+    user's ``--expr`` in ``generate``, and a stored expression elsewhere.
+    """
     from s2gen.generate import DiskFullError
     from s2gen.generators.pairs import GenerationError
     from s2gen.memory import NotEnoughMemory
     from s2gen.store import StoreError
     from s2gen.symbols.parse import ExpressionError
 
-    if isinstance(exc, ExpressionError):
+    if isinstance(exc, ExpressionError) and command == "generate":
         return click.BadParameter(_one_line(exc), param_hint="--expr")
     if isinstance(exc, NotEnoughMemory):
         return click.BadParameter(_one_line(exc), param_hint=exc.parameter)
@@ -71,7 +74,7 @@ def user_error(exc: BaseException) -> click.ClickException | None:
         return click.UsageError(_one_line(exc))
     if isinstance(exc, DiskFullError):
         return RuntimeFailure(_one_line(exc.strerror))
-    if isinstance(exc, StoreError):
+    if isinstance(exc, (StoreError, ExpressionError)):
         return RuntimeFailure(_one_line(exc))
     if isinstance(exc, _PATH_ERRORS) and exc.filename is not None:
         return RuntimeFailure(f"{exc.filename}: {exc.strerror or exc}; check the path")
@@ -91,7 +94,7 @@ class ErrorGroup(click.Group):
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except Exception as exc:
-            message = user_error(exc)
+            message = user_error(exc, ctx.invoked_subcommand)
             if message is None:
                 raise
             raise message from exc
