@@ -5,17 +5,18 @@ summary. Torch is imported only inside the commands that train.
 """
 
 import json
+import re
 import sys
-from pathlib import Path
 
 import click
 from click.core import ParameterSource
 
+from s2gen.cli_errors import ErrorGroup, read_config_file
 from s2gen.config import SAMPLER_PRESETS, SAMPLERS, GenerateConfig, StoreConfig
 from s2gen.evaluate.cli import evaluate, finetune
 from s2gen.oats.cli import oats
 from s2gen.pretrain.cli import embed, pretrain
-from s2gen.symbols.operators import TEMPORAL_WEIGHTS
+from s2gen.symbols.operators import OPERATORS, TEMPORAL_WEIGHTS
 
 
 class Count(click.ParamType):
@@ -68,28 +69,49 @@ GENERATION_OPTIONS = {
     "max_abs_output": "max_abs_output",
 }
 STORE_OPTIONS = ("chunk_rows", "shard_rows", "compressor")
+# config field -> the option that sets it, for the hint of a config error
+FIELD_OPTIONS = {
+    **{field: "--" + option.replace("_", "-") for option, field in GENERATION_OPTIONS.items()},
+    **{field: "--" + field.replace("_", "-") for field in STORE_OPTIONS},
+    "expressions": "--expr",
+    "operator_weights": "--operators",
+    "sampler_weights": "--samplers",
+}
 
 
-def _read_config_file(path: str) -> dict:
-    text = Path(path).read_text()
-    suffix = Path(path).suffix.lower()
-    try:
-        if suffix == ".toml":
-            import tomllib
+def _rendered_name(op) -> str:
+    """The name an operator has in rendered expressions: tdiff, tlag4, atan, Abs."""
+    head, _, tail = op.infix
+    name = head[:-1]
+    if not head.endswith("(") or not name.isidentifier():
+        return op.name
+    return name + "".join(ch for ch in tail if ch.isdigit())
 
-            return tomllib.loads(text)
-        if suffix in (".yaml", ".yml"):
-            try:
-                import yaml
-            except ImportError as exc:
-                raise click.BadParameter(
-                    "YAML configs need PyYAML: pip install pyyaml (or use TOML/JSON)",
-                    param_hint="--config",
-                ) from exc
-            return yaml.safe_load(text) or {}
-        return json.loads(text)
-    except (ValueError, TypeError) as exc:
-        raise click.BadParameter(f"cannot parse {path}: {exc}", param_hint="--config") from exc
+
+# rendered name -> registry name, for the operators whose two spellings differ
+OPERATOR_ALIASES = {
+    _rendered_name(op): op.name for op in OPERATORS if _rendered_name(op) != op.name
+}
+
+
+def operator_names() -> str:
+    """Every operator name for messages and help, with its rendered spelling: 'diff (tdiff)'."""
+    return ", ".join(
+        op.name if _rendered_name(op) == op.name else f"{op.name} ({_rendered_name(op)})"
+        for op in OPERATORS
+    )
+
+
+def _operator_weights(weights: dict[str, float]) -> dict[str, float]:
+    """Registry names for a mapping that may use rendered names; unknown names are refused."""
+    known = {op.name for op in OPERATORS}
+    unknown = sorted(set(weights) - known - set(OPERATOR_ALIASES))
+    if unknown:
+        raise click.BadParameter(
+            f"unknown operator(s) {unknown}; known are {operator_names()}",
+            param_hint="--operators",
+        )
+    return {OPERATOR_ALIASES.get(name, name): w for name, w in weights.items()}
 
 
 def _parse_weights(text: str, param_hint: str, example: str) -> dict[str, float]:
@@ -118,7 +140,7 @@ def build_generation(ctx: click.Context, options: dict) -> tuple[GenerateConfig,
     store_options: dict = {}
     n = None
     if options.get("config_file"):
-        data = dict(_read_config_file(options["config_file"]))
+        data = read_config_file(options["config_file"])
         n = data.pop("n", None)
         if n is not None:
             n = Count().convert(n, None, ctx)
@@ -127,11 +149,14 @@ def build_generation(ctx: click.Context, options: dict) -> tuple[GenerateConfig,
     for option, fieldname in GENERATION_OPTIONS.items():
         if _given(ctx, option):
             settings[fieldname] = options[option]
+    if isinstance(settings.get("operator_weights"), dict):
+        settings["operator_weights"] = _operator_weights(settings["operator_weights"])
     if options.get("temporal_ops") or options.get("operators"):
         weights = dict(settings.get("operator_weights", {}))
         if options.get("temporal_ops"):
             weights.update(TEMPORAL_WEIGHTS)
-        weights.update(_parse_weights(options["operators"], "--operators", "div=0.5,tan=0"))
+        given = _parse_weights(options["operators"], "--operators", "div=0.5,tdiff=1")
+        weights.update(_operator_weights(given))
         settings["operator_weights"] = weights
     if options.get("sampler_preset"):
         settings["sampler_weights"] = dict(SAMPLER_PRESETS[options["sampler_preset"]])
@@ -152,11 +177,17 @@ def build_generation(ctx: click.Context, options: dict) -> tuple[GenerateConfig,
             config = GenerateConfig.from_dict(settings)
         StoreConfig(**store_options)
     except ValueError as exc:
-        raise click.BadParameter(str(exc)) from exc
+        raise click.BadParameter(str(exc), param_hint=_option_named_in(str(exc))) from exc
     return config, store_options, n
 
 
-@click.group()
+def _option_named_in(message: str) -> str | None:
+    """The option of the config field a message starts with ("length=1 is invalid" -> --length)."""
+    match = re.match(r"\s*([a-z_]+)", message)
+    return FIELD_OPTIONS.get(match.group(1)) if match else None
+
+
+@click.group(cls=ErrorGroup)
 @click.version_option(package_name="s2gen")
 def main() -> None:
     """Series-symbol (S2) data: generate stores, inspect them, train on them."""
@@ -172,13 +203,41 @@ def main() -> None:
     help="TOML/YAML/JSON file with settings (and n); flags override it.",
 )
 @click.option("--length", type=int, default=256, show_default=True, help="Points per series.")
-@click.option("--min-input-dim", type=int, default=1, show_default=True)
-@click.option("--max-input-dim", type=int, default=1, show_default=True)
-@click.option("--min-output-dim", type=int, default=1, show_default=True)
-@click.option("--max-output-dim", type=int, default=1, show_default=True)
+@click.option(
+    "--min-input-dim",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Fewest input channels M of a pair (M ~ U{min..max}).",
+)
+@click.option(
+    "--max-input-dim",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Most input channels (at most 16: x_0..x_15); the width of x.",
+)
+@click.option(
+    "--min-output-dim",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Fewest outputs N of a pair (N ~ U{min..max}, all on the same X).",
+)
+@click.option(
+    "--max-output-dim",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Most outputs (at most 64); the width of y.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Base seed of the row seeds.")
 @click.option(
-    "--dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True
+    "--dtype",
+    type=click.Choice(["float32", "float16"]),
+    default="float32",
+    show_default=True,
+    help="Store dtype of x and y; y is computed on x as stored.",
 )
 @click.option(
     "--mixture-prob",
@@ -199,10 +258,21 @@ def main() -> None:
     type=click.Choice(["mixture", "segments"]),
     default="mixture",
     show_default=True,
+    help="mixture: each time step draws its component; segments: contiguous blocks.",
 )
-@click.option("--arma-max-p", type=int, default=3, show_default=True)
-@click.option("--arma-max-q", type=int, default=3, show_default=True)
-@click.option("--arma-burn-in", type=int, default=256, show_default=True)
+@click.option(
+    "--arma-max-p", type=int, default=3, show_default=True, help="AR order p ~ U{1..this}."
+)
+@click.option(
+    "--arma-max-q", type=int, default=3, show_default=True, help="MA order q ~ U{1..this}."
+)
+@click.option(
+    "--arma-burn-in",
+    type=int,
+    default=256,
+    show_default=True,
+    help="ARMA steps simulated and dropped before the stored window.",
+)
 @click.option(
     "--input-scale-max",
     type=float,
@@ -217,9 +287,26 @@ def main() -> None:
     show_default=True,
     help="Binary operators per output ~ U{0..M+this}.",
 )
-@click.option("--max-unary-ops", type=int, default=5, show_default=True)
-@click.option("--const-leaf-prob", type=float, default=0.25, show_default=True)
-@click.option("--operators", default="", help="Operator weights, e.g. 'div=1,tan=0'.")
+@click.option(
+    "--max-unary-ops",
+    type=int,
+    default=5,
+    show_default=True,
+    help="Unary operators per output ~ U{0..this}.",
+)
+@click.option(
+    "--const-leaf-prob",
+    type=float,
+    default=0.25,
+    show_default=True,
+    help="Probability that a leaf beyond the first M is a constant (else a variable).",
+)
+@click.option(
+    "--operators",
+    default="",
+    help="Operator weights, e.g. 'div=1,tan=0,tdiff=1'; names as in the registry or as "
+    f"rendered: {operator_names()}.",
+)
 @click.option(
     "--temporal-ops",
     is_flag=True,
@@ -243,11 +330,34 @@ def main() -> None:
     help="A given output expression over x_0..x_15 (repeatable; see s2gen.symbols.grammar), e.g. "
     "'sin(x_0) + 0.5*x_1': only excitations are drawn. sqrt and log act on |u|.",
 )
-@click.option("--max-abs-output", type=float, default=1e4, show_default=True)
-@click.option("--chunk-rows", type=int, default=1024, show_default=True)
-@click.option("--shard-rows", type=int, default=16384, show_default=True)
 @click.option(
-    "--compressor", type=click.Choice(["lz4", "zstd", "none"]), default="lz4", show_default=True
+    "--max-abs-output",
+    type=float,
+    default=1e4,
+    show_default=True,
+    help="A pair is redrawn if any |y| exceeds this (at most 6e4, float16's range).",
+)
+@click.option(
+    "--chunk-rows",
+    type=int,
+    default=1024,
+    show_default=True,
+    help="Rows per chunk, the unit of reading.",
+)
+@click.option(
+    "--shard-rows",
+    type=int,
+    default=16384,
+    show_default=True,
+    help="Rows per shard (a multiple of --chunk-rows), the unit of writing, of work and of "
+    "memory: a worker holds one shard's x and y (at most 1 GiB).",
+)
+@click.option(
+    "--compressor",
+    type=click.Choice(["lz4", "zstd", "none"]),
+    default="lz4",
+    show_default=True,
+    help="Codec of the numeric arrays: lz4 (fast), zstd (smaller) or none.",
 )
 @click.option(
     "--workers",
@@ -271,12 +381,12 @@ def main() -> None:
 @click.pass_context
 def generate(ctx: click.Context, **options) -> None:
     """Generate a store of series-symbol pairs (resumable; parallel over shards)."""
-    from s2gen.generate import DiskFullError, Interrupted, generate_store
-    from s2gen.store import StoreError
+    from s2gen.generate import Interrupted, generate_store
 
     config, store_options, n = build_generation(ctx, options)
     if n is None:
         raise click.BadParameter("give the number of pairs, e.g. --n 1e6", param_hint="--n")
+    announce_compile(options["quiet"])
     try:
         summary = generate_store(
             options["out"],
@@ -289,31 +399,31 @@ def generate(ctx: click.Context, **options) -> None:
             progress=not options["quiet"],
             verify=options["verify"],
         )
-    except (StoreError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
-    except DiskFullError as exc:
-        raise click.ClickException(exc.strerror) from exc
     except Interrupted as exc:
         click.echo(str(exc), err=True)
         sys.exit(130)
     click.echo(summary.line())
 
 
+def announce_compile(quiet: bool = False) -> None:
+    """Say on stderr that the kernels compile now, when the Numba cache is cold."""
+    from s2gen.kernels.cache import COMPILE_NOTICE, kernels_cached
+
+    if not quiet and not kernels_cached():
+        click.echo(COMPILE_NOTICE, err=True)
+
+
 def _open(path: str):
-    from s2gen.store import StoreError
     from s2gen.store import open as open_store
 
-    try:
-        return open_store(path, allow_incomplete=True)
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from exc
+    return open_store(path, allow_incomplete=True)
 
 
 @main.command()
 @click.argument("path")
 @click.option(
     "--sample",
-    type=int,
+    type=click.IntRange(min=0),
     default=10_000,
     show_default=True,
     help="Rows read to count operators (the rest of the facts use every row).",
@@ -322,12 +432,8 @@ def _open(path: str):
 def info(path: str, sample: int, as_json: bool) -> None:
     """Rows, dims, samplers, operators, acceptance and size of a store."""
     from s2gen.inspect import summary
-    from s2gen.store import StoreError
 
-    try:
-        facts = summary(_open(path), sample)
-    except StoreError as exc:  # a damaged shard of an array info reads
-        raise click.ClickException(str(exc)) from exc
+    facts = summary(_open(path), sample)  # a damaged shard is a StoreError: one line, exit 1
     if as_json:
         click.echo(json.dumps(facts, indent=2))
         return
@@ -339,27 +445,30 @@ def info(path: str, sample: int, as_json: bool) -> None:
         click.echo(f"{key:>22}: {value}")
 
 
-@main.command()
+@main.command(context_settings={"ignore_unknown_options": True})  # INDEX may be -1
 @click.argument("path")
 @click.argument("index", type=int)
-@click.option("--plot", "plot_path", default=None, help="Also draw x and y into this PNG.")
+@click.option(
+    "--plot",
+    "plot_path",
+    default=None,
+    help="Also draw x and y into this PNG (needs matplotlib: pip install 's2gen[plot]').",
+)
 def show(path: str, index: int, plot_path: str | None) -> None:
-    """Print one pair: expressions (pretty-printed), dims, samplers, stats."""
+    """Print pair INDEX of a store (negative counts from the end: -1 is the last row)."""
     from s2gen.inspect import describe_pair, plot_pair
-    from s2gen.store import StoreError
 
     view = _open(path)
-    if not -len(view) <= index < len(view):
-        raise click.BadParameter(f"{index} is outside 0..{len(view) - 1}", param_hint="INDEX")
-    try:
-        click.echo(describe_pair(view, index))
-    except StoreError as exc:  # the pair's shard is damaged
-        raise click.ClickException(str(exc)) from exc
+    n = len(view)
+    if not -n <= index < n:
+        raise click.BadParameter(
+            f"{index} is outside the store's {n:,} rows: use 0..{n - 1}, or -{n}..-1 to count "
+            "from the end",
+            param_hint="INDEX",
+        )
+    click.echo(describe_pair(view, index))
     if plot_path:
-        try:
-            plot_pair(view, index, plot_path)
-        except ImportError as exc:
-            raise click.ClickException(str(exc)) from exc
+        plot_pair(view, index, plot_path)
         click.echo(f"plot written to {plot_path}")
 
 
@@ -367,7 +476,7 @@ def show(path: str, index: int, plot_path: str | None) -> None:
 @click.argument("path")
 @click.option(
     "--sample",
-    type=int,
+    type=click.IntRange(min=0),
     default=1000,
     show_default=True,
     help="Random rows to check; 0 checks every row.",
@@ -378,6 +487,7 @@ def validate(path: str, sample: int, seed: int) -> None:
     from s2gen.inspect import validate as run_validation
 
     _open(path)
+    announce_compile()
     report = run_validation(path, None if sample == 0 else sample, seed)
     for row, message in report.failures:
         click.echo(f"{'store' if row is None else f'row {row}'}: {message}", err=True)

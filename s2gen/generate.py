@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from s2gen import store
 from s2gen.config import GenerateConfig, StoreConfig, config_differences
@@ -30,10 +31,12 @@ from s2gen.file_writer import wait_for_write_back
 from s2gen.generators.pairs import generate_batch, token_length
 from s2gen.kernels.pairs import STAT_NAMES
 from s2gen.kernels.seeds import row_seeds
+from s2gen.memory import check_generation, workers_that_fit
 from s2gen.store_lock import writer_lock
 from s2gen.threads import one_numba_thread, pin_threads
 
 log = logging.getLogger(__name__)
+PREFLIGHT_ROWS = 8  # rows generated before anything is written: a config that always fails
 
 
 class DiskFullError(OSError):
@@ -176,6 +179,38 @@ def warm_up(config: GenerateConfig) -> None:
     batch.tokens(token_length(config))
 
 
+def preflight(config: GenerateConfig, n: int) -> None:
+    """Generate the store's first ``min(n, PREFLIGHT_ROWS)`` rows and drop them.
+
+    A config (or given expression) that no excitation passes raises
+    ``GenerationError`` here, saying why, before a store exists. Row 0 is
+    also the warm-up's, so this follows ``warm_up``.
+    """
+    generate_batch(config, row_seeds(config.seed, 0, min(n, PREFLIGHT_ROWS)))
+
+
+def _check_count(n) -> None:
+    if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
+        raise ValueError(f"n={n!r} is invalid: the number of pairs must be a positive integer")
+
+
+def planned_layout(path: str, store_options: dict | None, overwrite: bool) -> StoreConfig:
+    """The layout a run will write: the existing store's (unless ``overwrite``), else the options'.
+
+    Reads only; ``prepare`` later refuses options that differ from a store's,
+    and an output path that is a file.
+    """
+    if "://" not in str(path) and Path(path).is_file():
+        return StoreConfig(**(store_options or {}))
+    try:
+        header = store.read_header(path)
+    except store.UnfinishedStoreError:  # a creation that did not finish is made again
+        header = None
+    if header is None or overwrite:
+        return StoreConfig(**(store_options or {}))
+    return StoreConfig.from_dict(header["store"])
+
+
 def _total_stats(records: dict[int, dict[str, int]]) -> dict[str, int]:
     return {name: sum(r[name] for r in records.values()) for name in STAT_NAMES}
 
@@ -197,8 +232,7 @@ def prepare(
     when ``n`` is smaller than the store, or for a format-1 store without
     ``verify``. The caller holds the writer lock.
     """
-    if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
-        raise ValueError(f"n={n!r} is invalid: the number of pairs must be a positive integer")
+    _check_count(n)
     store_options = dict(store_options or {})
     try:
         header = store.read_header(path)
@@ -315,7 +349,8 @@ def generate_store(
     config : the generation config (must match an existing store's).
     n : rows the store must have; larger than an existing store extends it.
     store_options : layout settings the user gave (see ``StoreConfig``).
-    workers : local worker processes (default: all cores); 1 runs in-process.
+    workers : local worker processes (default: all cores, fewer if their shards would not
+        fit in the available memory); 1 runs in-process.
     scheduler : address of a Dask distributed scheduler ("tcp://host:8786");
         shard tasks then run on its workers, which must reach ``path``.
     overwrite : replace an existing store of another config.
@@ -328,16 +363,24 @@ def generate_store(
     ------
     StoreError, ValueError : bad input (nothing is written).
     StoreBusyError : another process is writing the store (nothing is written).
+    NotEnoughMemory : shards too large for the codecs or the memory (nothing is written).
+    GenerationError : the first rows find no accepted pair (nothing is written).
     DiskFullError : the disk, a quota or a file-size limit ran out; completed
         shards stay valid.
     Interrupted : Ctrl-C; completed shards stay valid.
     """
     t0 = time.perf_counter()
-    workers = default_workers() if workers is None else workers
+    _check_count(n)
+    layout = planned_layout(path, store_options, overwrite)
+    if workers is None:  # every core, as far as the memory holds their shards
+        workers = workers_that_fit(config, layout.shard_rows, default_workers())
     if workers < 1:
         raise ValueError(f"workers={workers} is invalid: use at least 1")
-    if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
-        raise ValueError(f"n={n!r} is invalid: the number of pairs must be a positive integer")
+    check_generation(config, layout, None if scheduler else workers)
+    warm_started = time.perf_counter()
+    warm_up(config)
+    warm_seconds = time.perf_counter() - warm_started
+    preflight(config, n)
     store.check_output_path(path)
     try:
         store.read_header(path)  # refuses foreign data before a lock file is put into it
@@ -355,6 +398,7 @@ def generate_store(
                 raise
             raise no_room from exc
         summary = _fill(path, config, n, store_config, upgrade, lock, workers, scheduler, progress)
+    summary.warm_up_seconds = warm_seconds
     summary.seconds = time.perf_counter() - t0
     summary.repaired = repaired
     return summary
@@ -372,9 +416,6 @@ def _fill(path, config, n, store_config, upgrade, lock, workers, scheduler, prog
         tasks += [(k, True) for k in sorted(records) if (recorded[k] < 0).any()]
     checking = {k for k, check in tasks if check}
     rows_done = sum(r["accepted"] for k, r in records.items() if k not in checking)
-    warm_started = time.perf_counter()
-    warm_up(config)
-    warm_seconds = time.perf_counter() - warm_started
     args = (config.to_dict(), n, store_config.shard_rows)
     bar = tqdm(
         total=n,
@@ -447,7 +488,6 @@ def _fill(path, config, n, store_config, upgrade, lock, workers, scheduler, prog
         0.0,
         totals,
         store.size_on_disk(path),
-        warm_seconds,
         checked=checked,
         rewritten=rewritten,
     )

@@ -1,9 +1,10 @@
 """Kernel bodies run as plain Python (NUMBA_DISABLE_JIT=1) give the compiled kernels' bytes.
 
 This keeps every kernel debuggable with a Python debugger: the test computes a
-digest of a small generated batch (every sampler family and operator) in this process
-and in a subprocess with the opposite JIT setting, and requires equality. CI
-runs this file once more with NUMBA_DISABLE_JIT=1.
+digest of a small generated batch in this process and in a subprocess with the
+opposite JIT setting, and requires equality. The batch's rows were chosen so that
+between them they use every operator and every sampler family (a test asserts it).
+CI runs this file once more with NUMBA_DISABLE_JIT=1.
 """
 
 import hashlib
@@ -15,8 +16,9 @@ import numpy as np
 
 from s2gen.config import SAMPLER_PRESETS, GenerateConfig
 from s2gen.generators.pairs import generate_batch, token_length
+from s2gen.kernels.excitation import SAMPLER_CODES
 from s2gen.kernels.seeds import row_seeds
-from s2gen.symbols.operators import OPERATORS
+from s2gen.symbols.operators import BY_CODE, OPERATORS
 
 SMALL = GenerateConfig(
     length=24,
@@ -28,8 +30,17 @@ SMALL = GenerateConfig(
 )
 
 
+# rows of row_seeds(1, ...) that together use all 24 operators and all 5 sampler families
+# (a greedy set cover over the first 3000 rows)
+ROWS = [53, 283, 1473, 2527]
+
+
+def twin_batch():
+    return generate_batch(SMALL, row_seeds(1, 0, max(ROWS) + 1)[ROWS])
+
+
 def digest() -> str:
-    batch = generate_batch(SMALL, row_seeds(1, 0, 6))
+    batch = twin_batch()
     h = hashlib.sha256()
     for array in (
         batch.x,
@@ -58,3 +69,15 @@ def test_python_and_compiled_kernels_give_the_same_bytes():
         cwd=os.path.dirname(os.path.dirname(__file__)),
     )
     assert other.stdout.strip() == digest()
+
+
+def test_the_twin_batch_uses_every_operator_and_every_sampler_family():
+    batch = twin_batch()
+    operators, samplers = set(), set()
+    for i in range(len(batch)):
+        samplers.update(batch.sampler[i, : batch.n_in[i]].tolist())
+        for j in range(batch.n_out[i]):
+            program = batch.code[i, j, : batch.plen[i, j]].tolist()
+            operators.update(BY_CODE[c].name for c in program if c in BY_CODE)
+    assert operators == {op.name for op in OPERATORS}
+    assert samplers == set(SAMPLER_CODES.values())

@@ -345,6 +345,24 @@ def _wait_for_shards(path, count, proc, timeout=120):
     raise AssertionError("the generator made no progress")
 
 
+def _uninterrupted(path, n):
+    """The same run as ``_start``'s, without interruption, in this process."""
+    run(*["generate", "--n", n, "--out", path, "--length", 64, "--chunk-rows", 64], *SLOW_TAIL)
+    return path
+
+
+SLOW_TAIL = ["--shard-rows", 128, "--quiet", "--workers", 2]
+
+
+def assert_same_shard_files(a, b):
+    """Every shard object and commit record of two stores, byte for byte."""
+    files_a, files_b = shard_files(a), shard_files(b)
+    assert {name.split("/")[0] for name in files_a} >= {*s2store.ARRAY_NAMES, "_s2gen"}
+    assert sorted(files_a) == sorted(files_b)
+    different = [name for name in files_a if files_a[name] != files_b[name]]
+    assert not different, different
+
+
 @pytest.mark.slow
 def test_kill_dash_9_then_resume_equals_an_uninterrupted_run(tmp_path):
     n = SLOW_N
@@ -359,24 +377,9 @@ def test_kill_dash_9_then_resume_equals_an_uninterrupted_run(tmp_path):
     _, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err
     assert not list(killed.rglob("*.partial"))
-    whole = tmp_path / "whole.zarr"
-    run(
-        "generate",
-        "--n",
-        n,
-        "--out",
-        whole,
-        "--length",
-        64,
-        "--chunk-rows",
-        64,
-        "--shard-rows",
-        128,
-        "--quiet",
-        "--workers",
-        2,
-    )
+    whole = _uninterrupted(tmp_path / "whole.zarr", n)
     assert_same_store(whole, killed)
+    assert_same_shard_files(whole, killed)
 
 
 @pytest.mark.slow
@@ -389,6 +392,8 @@ def test_ctrl_c_stops_cleanly_and_the_run_resumes(tmp_path):
     assert proc.returncode == 130, err
     assert "interrupted" in err and "resume" in err
     assert not list(path.rglob("*.partial"))
+    done = len(s2store.shard_records(str(path)))
+    assert 2 <= done < s2store.shard_count(SLOW_N, 128), "Ctrl-C came too late to test anything"
     run(
         "generate",
         "--n",
@@ -406,6 +411,9 @@ def test_ctrl_c_stops_cleanly_and_the_run_resumes(tmp_path):
         1,
     )
     assert "OK" in run("validate", path, "--sample", 50).output
+    whole = _uninterrupted(tmp_path / "whole.zarr", SLOW_N)
+    assert_same_store(whole, path)
+    assert_same_shard_files(whole, path)
 
 
 def test_config_file_is_read_and_flags_override_it(tmp_path):

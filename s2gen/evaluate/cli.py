@@ -96,6 +96,26 @@ def _model_specs(checkpoints, random_init, preset, device, batch_size, resize="l
     return specs
 
 
+def _check_memory(checkpoints, random_init, preset, batch_size: int, train: bool) -> None:
+    """Refuse a --batch-size whose encoder pass would not fit in memory (``s2gen.memory``).
+
+    Reads each checkpoint's architecture, so a file that is no checkpoint is
+    reported here, before any dataset is loaded.
+    """
+    from s2gen.memory import check_batch, encoder_bytes
+    from s2gen.pretrain import checkpoint
+    from s2gen.pretrain.config import PretrainConfig
+
+    try:
+        configs = [checkpoint.config_of(checkpoint.load(path)) for path in checkpoints]
+        if random_init and (preset is not None or not configs):
+            configs.append(PretrainConfig.preset(preset or "small"))
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    for cfg in configs:
+        check_batch(lambda b, cfg=cfg: encoder_bytes(cfg, b, train), batch_size)
+
+
 def _list_datasets(ctx, param, value):
     """Eager ``--list-datasets``: print the known names and exit."""
     if not value or ctx.resilient_parsing:
@@ -127,7 +147,7 @@ def _setup_logging(verbose: bool) -> None:
     "--checkpoint",
     "checkpoints",
     multiple=True,
-    type=click.Path(exists=True),
+    type=click.Path(exists=True, dir_okay=False),
     help="pretrained encoder checkpoint; repeatable",
 )
 @click.option(
@@ -283,6 +303,8 @@ def evaluate(
                 f"{name} applies to --task classification only", param_hint=name
             )
     from s2gen.evaluate.archive import find_sets, resolve
+
+    _check_memory(checkpoints, random_init, preset, batch_size, train=False)
     from s2gen.evaluate.protocols import ClassificationConfig, ForecastConfig
     from s2gen.evaluate.report import file_sha256, write_results
     from s2gen.evaluate.suite import SuiteConfig, run_suite
@@ -348,7 +370,9 @@ def evaluate(
 
 @click.command()
 @click.option(
-    "--checkpoint", type=click.Path(exists=True), help="pretrained encoder checkpoint to fine-tune"
+    "--checkpoint",
+    type=click.Path(exists=True, dir_okay=False),
+    help="pretrained encoder checkpoint to fine-tune",
 )
 @click.option("--random-init", is_flag=True, help="fine-tune a randomly initialised encoder")
 @click.option(
@@ -426,6 +450,8 @@ def finetune(
         raise click.BadParameter(
             "give exactly one of --checkpoint or --random-init", param_hint="--checkpoint"
         )
+    checkpoints = (checkpoint,) if checkpoint else ()
+    _check_memory(checkpoints, random_init, preset, batch_size, train=True)
     from s2gen.evaluate.datasets import load_classification
     from s2gen.evaluate.finetune import FinetuneConfig
     from s2gen.evaluate.finetune import finetune as run_finetune

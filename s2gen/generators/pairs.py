@@ -194,6 +194,50 @@ class Batch:
         return dict(zip(STAT_NAMES, (int(v) for v in self.stats.sum(axis=0)), strict=True))
 
 
+class GenerationError(RuntimeError):
+    """Some pair found no accepted expression: the config (or a given expression) always fails."""
+
+
+# acceptance counter -> (what it means, what to change)
+_REJECTIONS = {
+    "rejected_nonfinite": ("gave inf or nan", "avoid log/1/u near 0 and exp of large values"),
+    "rejected_too_large": (
+        "exceeded max_abs_output",
+        "raise max_abs_output (at most 6e4) or lower input_scale_max",
+    ),
+    "rejected_constant": ("were (nearly) constant", "make the output depend on the inputs"),
+    "rejected_ill_conditioned": (
+        "gave sin/cos/tan an argument beyond max_trig_argument",
+        "scale the argument down or lower input_scale_max",
+    ),
+}
+
+
+def _failure_message(config: GenerateConfig, stats: np.ndarray, n: int) -> str:
+    """Why the failed rows of a batch failed (their rejection counts) and what to change."""
+    failed_rows = stats[stats[:, FAILED] > 0]
+    totals = dict(zip(STAT_NAMES, failed_rows.sum(axis=0).tolist(), strict=True))
+    counts = sorted(((totals[k], k) for k in _REJECTIONS if totals[k]), reverse=True)
+    why = ", ".join(f"{c:,} {_REJECTIONS[k][0]}" for c, k in counts) or "no excitation was drawn"
+    fix = _REJECTIONS[counts[0][1]][1] if counts else "report this as a bug"
+    now = (
+        f"max_abs_output={config.max_abs_output}, input_scale_max={config.input_scale_max}, "
+        f"min_relative_std={config.min_relative_std}"
+    )
+    if config.expressions:
+        return (
+            f"{len(failed_rows)} of {n} pairs found no excitation on which the given expressions "
+            f"{list(config.expressions)} pass in excitation_retries x max_expression_draws = "
+            f"{config.excitation_retries * config.max_expression_draws} draws: outputs {why}; "
+            f"{fix}, or relax the settings ({now})"
+        )
+    return (
+        f"{len(failed_rows)} of {n} pairs found no accepted expression in "
+        f"max_expression_draws={config.max_expression_draws} draws: outputs {why}; {fix}, "
+        f"or relax the settings ({now})"
+    )
+
+
 def generate_batch(config: GenerateConfig, seeds: np.ndarray) -> Batch:
     """Generate one accepted pair per seed.
 
@@ -204,8 +248,9 @@ def generate_batch(config: GenerateConfig, seeds: np.ndarray) -> Batch:
 
     Raises
     ------
-    RuntimeError if some pair found no accepted expression within
-    ``config.max_expression_draws`` draws; the message says what to relax.
+    GenerationError (a RuntimeError) if some pair found no accepted expression
+    within ``config.max_expression_draws`` draws; the message says why (the
+    rejection counts) and what to relax.
     """
     seeds = np.ascontiguousarray(seeds, dtype=np.uint64)
     if seeds.ndim != 1:
@@ -227,21 +272,8 @@ def generate_batch(config: GenerateConfig, seeds: np.ndarray) -> Batch:
             kernel_params(config), seeds, x, y, n_in, n_out, sampler, code, arg, plen, stats
         )
     failed = int(stats[:, FAILED].sum())
-    if failed and config.expressions:
-        raise RuntimeError(
-            f"{failed} of {n} pairs found no excitation on which the given expressions pass "
-            f"in excitation_retries x max_expression_draws = "
-            f"{config.excitation_retries * config.max_expression_draws} draws; relax "
-            f"max_abs_output (now {config.max_abs_output}) or input_scale_max (now "
-            f"{config.input_scale_max}), or change the expressions"
-        )
     if failed:
-        raise RuntimeError(
-            f"{failed} of {n} pairs found no accepted expression in "
-            f"max_expression_draws={config.max_expression_draws} draws; raise max_abs_output "
-            f"(now {config.max_abs_output}), lower min_relative_std (now "
-            f"{config.min_relative_std}) or input_scale_max (now {config.input_scale_max})"
-        )
+        raise GenerationError(_failure_message(config, stats, n))
     if config.dtype == "float16":
         x, y = x.astype(np.float16), y.astype(np.float16)
     return Batch(seeds, x, y, n_in, n_out, sampler, code, arg, plen, stats)
@@ -252,4 +284,4 @@ def generate_pair(config: GenerateConfig, seed: int) -> Batch:
     return generate_batch(config, np.array([seed], np.uint64))
 
 
-__all__ = ["Batch", "generate_batch", "generate_pair", "kernel_params"]
+__all__ = ["Batch", "GenerationError", "generate_batch", "generate_pair", "kernel_params"]

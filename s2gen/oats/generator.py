@@ -196,7 +196,10 @@ class Generator:
                 f"no generator at {path}; train one with `s2gen oats train-generator`"
             ) from exc
         except Exception as exc:  # torch raises several types for foreign files
-            raise ValueError(f"{path} is not a readable generator checkpoint: {exc}") from exc
+            raise ValueError(
+                f"{path} is not a readable generator checkpoint: torch cannot read it "
+                f"({type(exc).__name__}: {exc}); give the .pt of `s2gen oats train-generator`"
+            ) from exc
         if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"{path} is not an s2gen OATS generator checkpoint")
         if ckpt["version"] != CHECKPOINT_VERSION:

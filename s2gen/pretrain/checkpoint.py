@@ -36,10 +36,20 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> dict[str, Any]
     """Read a checkpoint written by ``save``; ValueError naming the file if it is not one."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"checkpoint {path} does not exist; give a .pt written by s2gen pretrain")
-    state = torch.load(path, map_location=device, weights_only=True)
+        problem = "is a directory" if path.is_dir() else "does not exist"
+        raise ValueError(f"checkpoint {path} {problem}; give a .pt written by s2gen pretrain")
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # torch raises several types for files it did not write
+        raise ValueError(
+            f"{path} is not an s2gen checkpoint: torch cannot read it ({type(exc).__name__}: "
+            f"{exc}); give last.pt or best.pt of an `s2gen pretrain` run"
+        ) from exc
     if not isinstance(state, dict) or "config" not in state or "model" not in state:
-        raise ValueError(f"{path} is not an s2gen pretraining checkpoint (no config/model)")
+        raise ValueError(
+            f"{path} is not an s2gen checkpoint (no config/model); give last.pt or best.pt of "
+            "an `s2gen pretrain` run"
+        )
     return state
 
 

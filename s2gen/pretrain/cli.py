@@ -6,6 +6,7 @@ short summary. Torch is imported inside the commands, so importing this module
 """
 
 import os
+import warnings
 from pathlib import Path
 
 import click
@@ -36,7 +37,13 @@ def build_config(preset: str, config_file: str | None, overrides: dict) -> Pretr
 
 @click.command()
 @click.option("--data", "store_path", required=True, help="An s2gen store to pretrain on.")
-@click.option("--out", "out_dir", required=True, help="Run directory (metrics, checkpoints).")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Run directory (metrics, checkpoints).",
+)
 @click.option(
     "--preset",
     type=click.Choice(PRESET_NAMES),
@@ -168,6 +175,9 @@ def pretrain(
 
     if threads:
         torch.set_num_threads(threads)
+    from s2gen.memory import check_pretrain
+
+    check_pretrain(cfg, device)  # NotEnoughMemory names --batch-size and what fits
     if oats_ref and not oats_generator:
         raise click.BadParameter("--oats-ref needs --oats GEN.pt", param_hint="--oats-ref")
     try:
@@ -213,19 +223,43 @@ def error_message(exc: Exception) -> str:
 
 
 def _read_series(path: Path):
+    """(n, L) float32 series from a .npy or .csv file; anything else is refused by name."""
     import numpy as np
 
+    def bad(problem: str) -> click.BadParameter:
+        return click.BadParameter(
+            f"{path} {problem}; give numbers only, one series per row, every row as long "
+            "(.npy: a numeric (n, L) array; .csv: comma-separated)",
+            param_hint="--input",
+        )
+
     if path.suffix == ".npy":
-        data = np.load(path, allow_pickle=False)
+        try:
+            data = np.load(path, allow_pickle=False)
+        except ValueError as exc:  # object arrays, or not a .npy file at all
+            raise bad(f"cannot be read as a numeric array ({exc})") from exc
     elif path.suffix == ".csv":
-        data = np.loadtxt(path, delimiter=",", ndmin=2, dtype=np.float32)
+        try:
+            with warnings.catch_warnings():  # an empty file: reported below
+                warnings.simplefilter("ignore", UserWarning)
+                data = np.loadtxt(path, delimiter=",", ndmin=2, dtype=np.float64)
+        except ValueError as exc:  # text, ragged rows
+            raise bad(f"is not a numeric table ({exc})") from exc
     else:
         raise click.BadParameter(f"{path}: give a .npy or .csv file", param_hint="--input")
+    if data.dtype.kind not in "biuf":
+        raise bad(f"holds {data.dtype} values")
     if data.ndim == 1:
         data = data[None, :]
-    if data.ndim != 2 or data.shape[1] < 1:
+    if data.ndim != 2 or data.size == 0:
+        raise bad(f"holds shape {data.shape}")
+    finite = np.isfinite(data).all(axis=1)
+    if not finite.all():
+        rows = np.flatnonzero(~finite)
+        listed = ", ".join(str(r) for r in rows[:5]) + (", ..." if rows.size > 5 else "")
         raise click.BadParameter(
-            f"{path} holds shape {data.shape}; give (n, L): one series per row",
+            f"{path} has NaN or inf in {rows.size} row(s) (0-based: {listed}); fill or drop "
+            "the gaps first (embeddings of such rows would be NaN)",
             param_hint="--input",
         )
     return data.astype(np.float32)
@@ -267,13 +301,17 @@ def embed(checkpoint_path, input_path, out_path, batch_size, resize, device) -> 
     if out.suffix not in (".npy", ".csv"):
         raise click.BadParameter(f"{out}: give a .npy or .csv path", param_hint="--out")
     series = _read_series(Path(input_path))
+    from s2gen.memory import check_batch, encoder_bytes
+    from s2gen.pretrain import checkpoint
     from s2gen.pretrain.encoder import load_encoder
     from s2gen.pretrain.train import resolve_device
 
     try:
+        cfg = checkpoint.config_of(checkpoint.load(checkpoint_path))
         encoder = load_encoder(checkpoint_path, resolve_device(device))
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
+    check_batch(lambda b: encoder_bytes(cfg, b, train=False), min(batch_size, len(series)))
     try:
         emb = encoder.embed(series, batch_size=batch_size, resize=resize)
     except ValueError as exc:
