@@ -263,6 +263,50 @@ def test_finetune_cli_writes_checkpoint_and_results(checkpoint, tmp_path):
     )
 
 
+def _spy_on_finetune(monkeypatch) -> list[dict]:
+    """Record the encoder weights every fine-tuning run starts from."""
+    import s2gen.evaluate.finetune as finetune_module
+
+    started, original = [], finetune_module.finetune
+
+    def spy(encoder, *args, **kwargs):
+        started.append({k: v.detach().clone() for k, v in encoder.state_dict().items()})
+        return original(encoder, *args, **kwargs)
+
+    monkeypatch.setattr(finetune_module, "finetune", spy)
+    return started
+
+
+def test_finetune_starts_from_the_checkpoints_weights(checkpoint, tmp_path, monkeypatch):
+    from s2gen.pretrain import load_encoder, random_encoder
+
+    started = _spy_on_finetune(monkeypatch)
+    args = ("--dataset", RAMPS, "--epochs", 1, "--batch-size", 4, "--out", tmp_path / "ft")
+    invoke(finetune, "--checkpoint", checkpoint, *args)
+    saved = load_encoder(checkpoint).state_dict()
+    assert len(started) == 1 and started[0].keys() == saved.keys()
+    for name, value in saved.items():
+        assert torch.equal(started[0][name], value), name  # the pretrained weights
+    cfg = PretrainConfig.preset("ci", **TINY)
+    fresh = random_encoder("ci", seed=0, **TINY).state_dict()
+    assert cfg.seed == 0 and any(not torch.equal(fresh[k], v) for k, v in saved.items())
+
+
+def test_finetune_random_init_runs_each_seed_from_its_own_init(tmp_path, monkeypatch):
+    started = _spy_on_finetune(monkeypatch)
+    out = tmp_path / "ft-random"
+    args = ("--random-init", "--preset", "ci", "--dataset", RAMPS, "--seeds", 2, "--epochs", 2)
+    result = invoke(finetune, *args, "--batch-size", 4, "--out", out)
+    records = json.loads((out / "results.json").read_text())["records"]
+    assert [r["seed"] for r in records] == [0, 1]
+    assert all(0 <= r["metrics"]["accuracy"] <= 1 for r in records)
+    assert (out / "Ramps" / "seed0" / "finetuned.pt").exists()
+    assert (out / "Ramps" / "seed1" / "finetuned.pt").exists()
+    assert "Ramps seed 1: test accuracy" in result.output
+    assert len(started) == 2
+    assert any(not torch.equal(started[0][k], v) for k, v in started[1].items())
+
+
 def test_checkpoint_columns_are_named_by_file_and_made_unique():
     from s2gen.evaluate.cli import _checkpoint_names
 
