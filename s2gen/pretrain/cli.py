@@ -10,13 +10,8 @@ from pathlib import Path
 
 import click
 
-from s2gen.pretrain.config import (
-    BACKBONE_NAMES,
-    OBJECTIVE_NAMES,
-    PRESET_NAMES,
-    PretrainConfig,
-    read_settings,
-)
+from s2gen.pretrain.config import OBJECTIVE_NAMES, PRESET_NAMES, PretrainConfig, read_settings
+from s2gen.pretrain.options import architecture_options, check_architecture
 
 
 def build_config(preset: str, config_file: str | None, overrides: dict) -> PretrainConfig:
@@ -35,7 +30,15 @@ def build_config(preset: str, config_file: str | None, overrides: dict) -> Pretr
 
 
 @click.command()
-@click.option("--data", "store_path", required=True, help="An s2gen store to pretrain on.")
+@click.option(
+    "--data",
+    "data",
+    required=True,
+    multiple=True,
+    help="Repeatable. An s2gen store, or real unlabeled series: a folder of UCR/UEA sets (their "
+    "_TRAIN files only), a .ts/.tsv/.txt file, a .csv (each numeric column a series) or a .npy "
+    "((n, L): n series). Real series are windowed like store rows, shorter ones resized.",
+)
 @click.option("--out", "out_dir", required=True, help="Run directory (metrics, checkpoints).")
 @click.option(
     "--preset",
@@ -53,13 +56,10 @@ def build_config(preset: str, config_file: str | None, overrides: dict) -> Pretr
 )
 @click.option(
     "--objective",
-    help=f"Objective(s), '+'-joined: {', '.join(OBJECTIVE_NAMES)} [preset: s2+timedrl].",
+    help=f"Objective(s), '+'-joined: {', '.join(OBJECTIVE_NAMES)} [s2+timedrl; ts2vec with "
+    "--backbone dilated-cnn]. s2 needs a store; ts2vec runs alone.",
 )
-@click.option(
-    "--backbone",
-    type=click.Choice(BACKBONE_NAMES),
-    help="Series encoder [preset: s2, the patch transformer].",
-)
+@architecture_options
 @click.option("--steps", type=click.IntRange(min=1), help="Optimiser steps [preset].")
 @click.option("--batch-size", type=click.IntRange(min=2), help="Samples per step and process.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Peak learning rate.")
@@ -101,12 +101,12 @@ def build_config(preset: str, config_file: str | None, overrides: dict) -> Pretr
 )
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def pretrain(
-    store_path,
+    data,
     out_dir,
     preset,
     config_file,
     objective,
-    backbone,
+    architecture,
     steps,
     batch_size,
     lr,
@@ -123,14 +123,14 @@ def pretrain(
     oats_after,
     quiet,
 ) -> None:
-    """Pretrain a series encoder on a store (S2: against its expressions, SymTime-style).
+    """Pretrain a series encoder on stores and real series (S2: against expressions, SymTime-style).
 
     Writes config.json, run.json, metrics.jsonl, last.pt and best.pt to --out;
     runs under torchrun (DDP) as is, e.g. `torchrun --nproc_per_node 2 -m s2gen pretrain ...`.
     """
     overrides = {
         "objective": objective,
-        "backbone": backbone,
+        **architecture,
         "steps": steps,
         "batch_size": batch_size,
         "lr": lr,
@@ -154,6 +154,8 @@ def pretrain(
         torch.set_num_threads(threads)
     if oats_ref and not oats_generator:
         raise click.BadParameter("--oats-ref needs --oats GEN.pt", param_hint="--oats-ref")
+    if oats_generator and len(data) != 1:
+        raise click.BadParameter("--oats scores one store: give one --data", param_hint="--oats")
     try:
         hook = None
         if oats_generator:
@@ -161,7 +163,7 @@ def pretrain(
 
             hook = oats_hook_from_options(
                 cfg,
-                store_path,
+                data[0],
                 oats_generator,
                 ref=oats_ref,
                 explore_prob=explore_prob,
@@ -169,7 +171,7 @@ def pretrain(
             )
         final = run(
             cfg,
-            store_path,
+            list(data),
             out_dir,
             resume=resume,
             device=device,
@@ -181,6 +183,7 @@ def pretrain(
     if int(os.environ.get("RANK", 0)) != 0:  # under torchrun, rank 0 reports
         return
     shown = ("loss", "val_loss", "val_t2s_top1", "val_t2s_top10", "val_mlm_acc", "val_inst")
+    shown += ("val_mae", "val_ts2vec")
     summary = ", ".join(f"{k} {final[k]:.4g}" for k in shown if k in final)
     click.echo(f"pretrained {cfg.steps} steps into {out_dir}: {summary}")
 
@@ -232,7 +235,8 @@ def _read_series(path: Path):
 @click.option(
     "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
 )
-def embed(checkpoint_path, input_path, out_path, batch_size, resize, device) -> None:
+@architecture_options
+def embed(checkpoint_path, input_path, out_path, batch_size, resize, device, architecture) -> None:
     """Embed series with a pretrained series encoder (resized to its window by default)."""
     import numpy as np
 
@@ -247,6 +251,7 @@ def embed(checkpoint_path, input_path, out_path, batch_size, resize, device) -> 
         encoder = load_encoder(checkpoint_path, resolve_device(device))
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
+    check_architecture(encoder.config, architecture, checkpoint_path)
     try:
         emb = encoder.embed(series, batch_size=batch_size, resize=resize)
     except ValueError as exc:
