@@ -154,8 +154,12 @@ def pretrain(
         torch.set_num_threads(threads)
     if oats_ref and not oats_generator:
         raise click.BadParameter("--oats-ref needs --oats GEN.pt", param_hint="--oats-ref")
-    if oats_generator and len(data) != 1:
-        raise click.BadParameter("--oats scores one store: give one --data", param_hint="--oats")
+    if oats_generator and (len(data) != 1 or not cfg.needs_symbols):
+        raise click.BadParameter(
+            "--oats scores the s2 objective's masked-series loss on one store: give one --data "
+            "and an --objective with s2",
+            param_hint="--oats",
+        )
     try:
         hook = None
         if oats_generator:

@@ -124,7 +124,8 @@ class PretrainConfig:
     weight_decay : AdamW decay on weight matrices (never on biases, norms,
         embeddings, positions, tokens or the temperature).
     grad_clip : gradient-norm clip (0 turns it off).
-    use_inputs : also train on input channels x_i as series-only samples.
+    use_inputs : also train on a store's input channels x_i as series-only
+        samples (always so when no objective reads symbols).
     val_permille, reference_permille : rows with ``seed % 1000 < val_permille`` are
         the validation split, the next ``reference_permille`` per mille are the
         "reference" split (kept for OATS); both are never trained on.

@@ -34,6 +34,7 @@ without a symbol).
 
 import hashlib
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -61,12 +62,20 @@ SERIES_FILES = CLASSIFICATION_FILES + (".csv", ".npy")
 
 
 class Source:
-    """Interface of a data source (see the module notes)."""
+    """Interface of a data source (see the module notes).
 
-    name: str = ""  # what the user gave (a path)
-    has_symbols: bool = False  # whether samples carry expressions (then also: vocabulary,
-    # the stored token strings, and symbol_lengths(), token lengths of a sample of them)
-    n_chunks: int = 0  # chunks per epoch
+    Attributes
+    ----------
+    name : what the user gave (a path).
+    has_symbols : whether samples carry expressions; such a source also has
+        ``vocabulary`` (the stored token strings) and ``symbol_lengths()``
+        (canonical token lengths of a sample of its expressions).
+    n_chunks : chunks per epoch.
+    """
+
+    name: str = ""
+    has_symbols: bool = False
+    n_chunks: int = 0
 
     def chunk(
         self, index: int, epoch: int, split: int, rng: np.random.Generator
@@ -88,7 +97,7 @@ class StoreSource(Source):
         self.name = str(path)
         self.cfg = cfg
         self.inputs = cfg.use_inputs or not cfg.needs_symbols
-        self._store: S2Store | None = None
+        self._store: tuple[int, S2Store] | None = None  # (process id, handle)
         store = self.store
         check_store(store, cfg)
         self.n_rows, self.chunk_rows = len(store), store.chunk_rows
@@ -97,12 +106,12 @@ class StoreSource(Source):
 
     @property
     def store(self) -> S2Store:
-        """The store, opened once per process."""
-        if self._store is None:
-            self._store = open_store(self.name)
-        return self._store
+        """The store, opened once per process (a forked DataLoader worker opens its own)."""
+        if self._store is None or self._store[0] != os.getpid():
+            self._store = (os.getpid(), open_store(self.name))
+        return self._store[1]
 
-    def __getstate__(self):  # DataLoader workers open their own handle
+    def __getstate__(self):  # a spawned worker opens its own handle too
         return {**self.__dict__, "_store": None}
 
     def symbol_lengths(self) -> np.ndarray:
