@@ -25,8 +25,9 @@ from pathlib import Path
 import torch
 
 from s2gen.pretrain import PretrainConfig
-from s2gen.pretrain.data import make_loader, resolve_max_tokens
+from s2gen.pretrain.data import resolve_max_tokens
 from s2gen.pretrain.model import Pretrainer
+from s2gen.pretrain.stream import make_loader
 from s2gen.pretrain.symbols import pretraining_vocabulary
 from s2gen.pretrain.train import TrainingStep, param_groups
 from s2gen.store import open as open_store

@@ -13,6 +13,13 @@ working sessions. Stores are generated once into ``--work``.
     python benchmarks/bench_transfer.py --grid scale --grid mix      # run (or finish) grids
     python benchmarks/bench_transfer.py --list                       # cells and their state
     python benchmarks/bench_transfer.py --plot benchmarks/figures    # one figure per grid
+    python benchmarks/bench_transfer.py --grid objectives --smoke \
+        --records /tmp/smoke.jsonl --work /tmp/smoke                  # the driver, in minutes
+
+A cell's ``store`` is a store name, a real-data name (``DATA``: the pooled
+TRAIN splits of the visible classification sets) or a list of them (pretrain
+on all, ``--data`` repeated). ``--smoke`` runs every cell at the ``ci``
+preset for a few steps on the 1e3-row store (its own cells and records).
 
 Only the visible sets are ever evaluated here (GunPoint, ArrowHead,
 ItalyPowerDemand, BasicMotions; airline, sunspots, co2, lynx): settings are
@@ -47,6 +54,9 @@ STORES = {
     },
 }
 SMALL_STORE_LAYOUT = ["--chunk-rows", "256", "--shard-rows", "4096"]  # enough chunks for 1e3 rows
+# real unlabeled series: name -> the classification sets whose TRAIN splits are pooled
+DATA = {"visible-train": CLASSIFICATION}
+SMOKE_STEPS = 6
 
 
 def cell(name, store, steps=STEPS, seeds=(0,), **settings) -> dict:
@@ -56,6 +66,16 @@ def cell(name, store, steps=STEPS, seeds=(0,), **settings) -> dict:
 
 
 S2_ONLY = {"objective": "s2"}
+CNN = {"objective": "ts2vec", "backbone": "dilated-cnn"}
+# objective x data at equal steps and equal-sized encoders (transformer 0.40M, CNN 0.33M params)
+OBJECTIVE_DATA = {"store": "ref-1e5", "real": "visible-train", "both": ["ref-1e5", "visible-train"]}
+OBJECTIVE_SETTINGS = {
+    "s2": S2_ONLY,
+    "s2+timedrl": {"objective": "s2+timedrl"},
+    "mae": {"objective": "mae"},
+    "timedrl": {"objective": "timedrl", "w_rec": 1.0},
+    "ts2vec": CNN,
+}
 GRIDS = {
     # (a) distinct pretraining pairs at equal steps
     "scale": [cell(f"scale-{n}", f"ref-{n}") for n in ("1e3", "1e4", "1e5", "1e6")],
@@ -74,13 +94,35 @@ GRIDS = {
     ],
     # (d) the same architecture untrained
     "random": [cell("random-init", None, steps=0, seeds=(0, 1, 2))],
+    # (e) objective x data (issue 15); s2 needs the store's expressions
+    "objectives": [
+        cell(f"{objective}@{data}", OBJECTIVE_DATA[data], **settings)
+        for objective, settings in OBJECTIVE_SETTINGS.items()
+        for data in OBJECTIVE_DATA
+        if not (objective.startswith("s2") and data == "real")
+    ]
+    + [
+        cell("random-init", None, steps=0, seeds=(0, 1, 2)),
+        cell("random-init-cnn", None, steps=0, seeds=(0, 1, 2), backbone="dilated-cnn"),
+        cell("classical", None, steps=0, baselines=True),
+    ],
 }
 
 
 def settings_hash(spec: dict) -> str:
     """Short hash of what a cell computes: a changed cell is a new cell, a renamed one is not."""
-    text = json.dumps({k: spec[k] for k in ("store", "steps", "seeds", "settings")}, sort_keys=True)
+    keys = ("store", "steps", "seeds", "settings") + (("preset",) if "preset" in spec else ())
+    text = json.dumps({k: spec[k] for k in keys}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def smoke(spec: dict) -> dict:
+    """The cell at the ``ci`` preset, a few steps, on the 1e3-row store (a different cell)."""
+    stores = spec["store"] if isinstance(spec["store"], list) else [spec["store"]]
+    small = [s if s is None or s in DATA else "ref-1e3" for s in stores]
+    store = small if isinstance(spec["store"], list) else small[0]
+    steps = min(spec["steps"], SMOKE_STEPS)
+    return {**spec, "name": f"smoke:{spec['name']}", "store": store, "steps": steps, "preset": "ci"}
 
 
 def read_records(path: Path) -> list[dict]:
@@ -99,7 +141,32 @@ def ensure_store(work: Path, name: str) -> str:
     return str(path)
 
 
-def pretrain(work: Path, spec: dict, store: str, seed: int, threads: int) -> Path:
+def real_data(name: str) -> list[str]:
+    """The TRAIN files of the classification sets of ``DATA[name]`` (shipped in packages)."""
+    from s2gen.evaluate.datasets import CLASSIFICATION as REGISTRY
+    from s2gen.evaluate.datasets import package_dir
+
+    files = []
+    for dataset in DATA[name]:
+        found = [
+            root / template.format(split="TRAIN")
+            for package, template in REGISTRY[dataset]
+            if (root := package_dir(package)) is not None
+        ]
+        found = [f for f in found if f.is_file()]
+        if not found:
+            raise FileNotFoundError(f"{dataset} ships in no installed package: pip install sktime")
+        files.append(str(found[0]))
+    return files
+
+
+def resolve_data(work: Path, store) -> list[str]:
+    """The ``--data`` paths of a cell's ``store``: stores generated once, real series found."""
+    names = store if isinstance(store, list) else [store]
+    return [p for n in names for p in (real_data(n) if n in DATA else [ensure_store(work, n)])]
+
+
+def pretrain(work: Path, spec: dict, data: list[str], seed: int, threads: int) -> Path:
     """Train one cell's encoder (resuming a killed run); return its run directory."""
     import torch
 
@@ -108,7 +175,7 @@ def pretrain(work: Path, spec: dict, store: str, seed: int, threads: int) -> Pat
     torch.set_num_threads(threads)
     out = work / "runs" / f"{settings_hash(spec)}-seed{seed}"
     cfg = PretrainConfig.preset(
-        "small",
+        spec.get("preset", "small"),
         steps=spec["steps"],
         seed=seed,
         val_every=max(1, spec["steps"] // 3),
@@ -116,27 +183,40 @@ def pretrain(work: Path, spec: dict, store: str, seed: int, threads: int) -> Pat
         num_workers=1,
         **spec["settings"],
     )
-    run(cfg, store, str(out), resume=True, device="cpu", progress=False)
+    run(cfg, data, str(out), resume=True, device="cpu", progress=False)
     return out
+
+
+def suite_configs(seeds, baselines: bool):
+    """(task, metric, SuiteConfig) of the visible classification sets and forecasting series."""
+    from s2gen.evaluate.protocols import ForecastConfig
+    from s2gen.evaluate.suite import SuiteConfig
+
+    for task, datasets in (("classification", CLASSIFICATION), ("forecasting", FORECASTING)):
+        forecast = ForecastConfig(HORIZON) if task == "forecasting" else None
+        cfg = SuiteConfig(task, datasets, tuple(seeds), baselines=baselines, forecast=forecast)
+        yield task, ("accuracy" if task == "classification" else "mse"), cfg
+
+
+def classical_baselines() -> dict:
+    """Metrics of every classical baseline of ``s2gen evaluate``, keyed "baseline|dataset"."""
+    from s2gen.evaluate.suite import run_suite
+
+    return {
+        f"{record['model']}|{record['dataset']}": record["metrics"][metric]
+        for _, metric, cfg in suite_configs((0,), baselines=True)
+        for record in run_suite([], cfg)
+    }
 
 
 def probe(make_embed, seeded: bool, seeds) -> dict:
     """Frozen-probe metrics of one encoder on the visible sets (means over ``seeds`` if seeded)."""
-    from s2gen.evaluate.protocols import ForecastConfig
-    from s2gen.evaluate.suite import ModelSpec, SuiteConfig, run_suite
+    from s2gen.evaluate.suite import ModelSpec, run_suite
 
     out = {}
     model = ModelSpec("encoder", make_embed, seeded=seeded)
-    for task, datasets in (("classification", CLASSIFICATION), ("forecasting", FORECASTING)):
-        cfg = SuiteConfig(
-            task=task,
-            datasets=datasets,
-            seeds=tuple(seeds),
-            baselines=False,
-            forecast=ForecastConfig(HORIZON) if task == "forecasting" else None,
-        )
+    for _, metric, cfg in suite_configs(seeds, baselines=False):
         for record in run_suite([model], cfg):
-            metric = "accuracy" if task == "classification" else "mse"
             out.setdefault(record["dataset"], []).append(record["metrics"][metric])
     return {name: sum(v) / len(v) for name, v in out.items()}
 
@@ -146,16 +226,39 @@ def run_cell(work: Path, spec: dict, threads: int) -> dict:
     import numpy as np
 
     from s2gen.pretrain import load_encoder, random_encoder
+    from s2gen.pretrain.config import ENCODER_FIELDS
 
     started = time.time()
+    if spec["settings"].get("baselines"):
+        metrics = classical_baselines()
+        models = sorted({key.split("|")[0] for key in metrics})
+        best = max(
+            np.mean([metrics.get(f"{m}|{d}", np.nan) for d in CLASSIFICATION]) for m in models
+        )
+        return {
+            "cell": spec["name"],
+            "hash": settings_hash(spec),
+            "spec": spec,
+            "metrics": metrics,
+            "mean_accuracy": float(best),  # the best baseline's
+            "wall_s": time.time() - started,
+            "commit": _commit(),
+            "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+        }
     results, finals = [], []
+    shape = {k: v for k, v in spec["settings"].items() if k in ENCODER_FIELDS}
+    preset = spec.get("preset", "small")
     for seed in spec["seeds"]:
         if spec["store"] is None:  # the untrained architecture
-            results.append(probe(lambda s: random_encoder("small", seed=s).embed, True, [seed]))
+
+            def embed(s):
+                return random_encoder(preset, seed=s, **shape).embed
+
+            results.append(probe(embed, True, [seed]))
             continue
-        store = ensure_store(work, spec["store"])
+        data = resolve_data(work, spec["store"])
         t0 = time.time()
-        out = pretrain(work, spec, store, seed, threads)
+        out = pretrain(work, spec, data, seed, threads)
         final = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
         val = [m for m in final if "val_loss" in m]
         finals.append({**(val[-1] if val else {}), "train_wall_s": time.time() - t0})
@@ -186,6 +289,49 @@ def _commit() -> str:
     return done.stdout.strip()
 
 
+def table(records: list[dict], grid: str) -> str:
+    """Markdown table of a grid's recorded cells: probe accuracy and forecasting MSE per set.
+
+    Seeded cells (random init) show mean +- std over seeds; the classical-baselines cell
+    gives one row per baseline; pretraining wall time is the mean over seeds.
+    """
+    by_hash = {r["hash"]: r for r in records}
+    columns = CLASSIFICATION + ("mean acc",) + FORECASTING + ("train s",)
+    lines = [
+        "| cell | " + " | ".join(columns) + " |",
+        "|---|" + "---:|" * len(columns),
+    ]
+
+    def fmt(value, spread=None, digits=3):
+        if value is None:
+            return ""
+        text = f"{value:.{digits if abs(value) >= 0.01 else 4}f}"
+        return text + (f" +- {spread:.{digits}f}" if spread else "")
+
+    for spec in GRIDS[grid]:
+        record = by_hash.get(settings_hash(spec))
+        if record is None:
+            continue
+        metrics = record["metrics"]
+        if spec["settings"].get("baselines"):
+            for model in sorted({key.split("|")[0] for key in metrics}):
+                values = [metrics.get(f"{model}|{d}") for d in CLASSIFICATION + FORECASTING]
+                acc = values[: len(CLASSIFICATION)]
+                mean = sum(acc) / len(acc) if None not in acc else None
+                cells = [fmt(v) for v in acc] + [fmt(mean)]
+                cells += [fmt(v) for v in values[len(CLASSIFICATION) :]] + [""]
+                lines.append(f"| {model} | " + " | ".join(cells) + " |")
+            continue
+        spread = record.get("spread", {})
+        walls = [p["train_wall_s"] for p in record.get("pretraining", [])]
+        cells = [fmt(metrics[d], spread.get(d)) for d in CLASSIFICATION]
+        cells += [fmt(record["mean_accuracy"])]
+        cells += [fmt(metrics[d], spread.get(d)) for d in FORECASTING]
+        cells += [f"{sum(walls) / len(walls):.0f}" if walls else ""]
+        lines.append(f"| {spec['name']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def plot(records: list[dict], out_dir: Path) -> None:
     """One bar chart per grid: mean visible accuracy per cell (random init as a line)."""
     import matplotlib
@@ -198,6 +344,7 @@ def plot(records: list[dict], out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     for grid, cells in GRIDS.items():
         cells = [c for c in cells if settings_hash(c) in by_hash]
+        cells = [c for c in cells if not c["settings"].get("baselines")]
         done = [by_hash[settings_hash(c)] for c in cells]
         if grid == "random" or not done:
             continue
@@ -229,16 +376,23 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads per run")
     parser.add_argument("--list", action="store_true", help="list cells and whether recorded")
     parser.add_argument("--plot", metavar="DIR", help="draw the recorded grids into DIR")
+    parser.add_argument("--smoke", action="store_true", help="ci preset, a few steps, 1e3 rows")
+    parser.add_argument("--table", choices=sorted(GRIDS), help="print a grid's markdown table")
     args = parser.parse_args()
     records_path = Path(args.records)
     records = read_records(records_path)
     done = {r["hash"] for r in records}
+    if args.smoke:
+        GRIDS.update({g: [smoke(c) for c in cells] for g, cells in GRIDS.items()})
     if args.plot:
         plot(records, Path(args.plot))
         return
+    if args.table:
+        print(table(records, args.table))
+        return
     cells = [c for g in args.grid or sorted(GRIDS) for c in GRIDS[g]]
     if args.only:
-        cells = [c for c in cells if c["name"] in args.only]
+        cells = [c for c in cells if c["name"].removeprefix("smoke:") in args.only]
     for spec in cells:
         key = settings_hash(spec)
         if args.list:

@@ -14,7 +14,7 @@ from s2gen.oats.data import store_subset
 from s2gen.oats.generator import train_generator
 from s2gen.oats.wiring import oats_hook_from_options, reference_batch
 from s2gen.pretrain.config import PretrainConfig
-from s2gen.pretrain.data import held_out_set
+from s2gen.pretrain.stream import held_out_set
 from s2gen.pretrain.train import run
 
 STEPS = 40

@@ -15,7 +15,8 @@ from s2gen import store as s2store
 from s2gen.cli import main
 from s2gen.pretrain import PretrainConfig, load_encoder, run
 from s2gen.pretrain.cli import embed, pretrain
-from s2gen.pretrain.data import S2WindowStream, held_out_set, make_loader, split_of
+from s2gen.pretrain.data import split_of
+from s2gen.pretrain.stream import S2WindowStream, held_out_set, make_loader
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from s2gen.pretrain.options import architecture_options
+
 DATASET_HELP = "dataset name (shipped in an installed package) or path; repeatable"
 RESIZE_HELP = (
     "bring each series to the encoder's window by linear interpolation, or keep the "
@@ -47,25 +49,32 @@ def _checkpoint_names(checkpoints: tuple[str, ...]) -> list[str]:
     return [s if stems.count(s) == 1 else f"{s}#{k + 1}" for k, s in enumerate(stems)]
 
 
-ARCHITECTURE = ("window", "patch", "d_model", "n_heads", "d_ff", "n_layers")
-
-
-def _architecture(checkpoint_path: str) -> dict:
-    """The series-encoder settings saved in a pretraining checkpoint."""
+def _architecture(checkpoint_path: str, flags: dict) -> dict:
+    """The series-encoder settings saved in a pretraining checkpoint (``flags`` must agree)."""
     from s2gen.pretrain import checkpoint
+    from s2gen.pretrain.config import ENCODER_FIELDS
+    from s2gen.pretrain.options import check_architecture
 
-    saved = checkpoint.config_of(checkpoint.load(checkpoint_path)).to_dict()
-    return {name: saved[name] for name in ARCHITECTURE}
+    saved = checkpoint.config_of(checkpoint.load(checkpoint_path))
+    check_architecture(saved, flags, checkpoint_path)
+    return {name: getattr(saved, name) for name in ENCODER_FIELDS}
 
 
-def _model_specs(checkpoints, random_init, preset, device, batch_size, resize="linear"):
+def _model_specs(
+    checkpoints, random_init, preset, device, batch_size, resize="linear", architecture=None
+):
     """ModelSpecs of the checkpoints and of the random initialisation.
 
-    The random encoder has ``preset``'s architecture, or, when ``preset`` is
-    None, that of the first checkpoint (the "small" preset without one).
+    The random encoder has ``preset``'s architecture with the ``architecture``
+    flags (``--backbone``), or, when ``preset`` is None, that of the first
+    checkpoint (the "small" preset without one). Checkpoints that contradict
+    the flags are refused.
     """
     from s2gen.evaluate.suite import ModelSpec
     from s2gen.pretrain import load_encoder, random_encoder
+
+    architecture = architecture or {}
+    saved = [_architecture(path, architecture) for path in checkpoints]
 
     def from_checkpoint(path):
         cache = {}
@@ -78,10 +87,10 @@ def _model_specs(checkpoints, random_init, preset, device, batch_size, resize="l
 
         return make
 
-    overrides = {}
+    overrides = dict(architecture)
     if preset is None:
         preset = "small"
-        overrides = _architecture(checkpoints[0]) if checkpoints else {}
+        overrides = saved[0] if saved else overrides
 
     def from_random(seed):
         encoder = random_encoder(preset=preset, seed=seed, **overrides)
@@ -245,6 +254,7 @@ def _setup_logging(verbose: bool) -> None:
     help="series per embedding batch",
 )
 @click.option("--verbose", "-v", is_flag=True, help="log progress")
+@architecture_options
 def evaluate(
     checkpoints,
     random_init,
@@ -266,6 +276,7 @@ def evaluate(
     device,
     batch_size,
     verbose,
+    architecture,
 ):
     """Compare pretrained and random-init encoders and classical baselines on real data.
 
@@ -327,7 +338,9 @@ def evaluate(
             column=column,
             period=period,
         )
-        models = _model_specs(checkpoints, random_init, preset, device, batch_size, resize)
+        models = _model_specs(
+            checkpoints, random_init, preset, device, batch_size, resize, architecture
+        )
         records = run_suite(models, cfg, skipped)
     except (ValueError, ImportError) as error:
         raise click.ClickException(str(error)) from None
@@ -344,6 +357,7 @@ def evaluate(
         "checkpoint_sha256": [file_sha256(c) for c in checkpoints],
         "random_init": random_init,
         "preset": preset,
+        "architecture": architecture,
         "seeds": list(cfg.seeds),
         "classifier": classifier,
         "horizon": horizon,
@@ -420,6 +434,7 @@ def evaluate(
 @_resize_option
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--verbose", "-v", is_flag=True, help="log every epoch")
+@architecture_options
 def finetune(
     checkpoint,
     random_init,
@@ -438,6 +453,7 @@ def finetune(
     resize,
     device,
     verbose,
+    architecture,
 ):
     """Fine-tune an encoder with a linear head per dataset; report test accuracy.
 
@@ -458,6 +474,8 @@ def finetune(
     from s2gen.evaluate.report import file_sha256, write_results
     from s2gen.pretrain import load_encoder, random_encoder
 
+    if checkpoint:
+        _architecture(checkpoint, architecture)
     model = Path(checkpoint).stem if checkpoint else f"random-init ({preset})"
     records = []
     try:
@@ -478,7 +496,7 @@ def finetune(
                 if checkpoint:
                     encoder = load_encoder(checkpoint, device=device)
                 else:
-                    encoder = random_encoder(preset=preset, seed=seed)
+                    encoder = random_encoder(preset=preset, seed=seed, **architecture)
                 result = run_finetune(
                     encoder,
                     data,
@@ -513,6 +531,7 @@ def finetune(
         "checkpoint_sha256": file_sha256(checkpoint) if checkpoint else None,
         "random_init": random_init,
         "preset": preset,
+        "architecture": architecture,
         "datasets": list(datasets),
         "epochs": epochs,
         "batch_size": batch_size,

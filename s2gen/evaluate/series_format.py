@@ -8,6 +8,9 @@ column (``Date,Passengers`` gives ``Passengers``). Empty fields, ``NA``,
 
 NPY: a 1-D array, or a 2-D array (T, k) from which one column is taken (the
 last by default, as the ``OT`` target column of the ETT files).
+
+``read_columns`` reads every numeric column of a CSV at once (pretraining on
+unlabeled series: each column one series).
 """
 
 import csv
@@ -121,3 +124,50 @@ def read_series(
     if missing:
         log.info("%s: filled %d missing values by linear interpolation", path.name, missing)
     return fill_gaps(values)
+
+
+def read_columns(path: str | Path, header_row: bool | None = None) -> list[tuple[str, np.ndarray]]:
+    """Every numeric column of a CSV, one row per time step, gaps filled.
+
+    A column is numeric when every field of it is a number or a missing token
+    (a date column is not, and is left out). Columns named by the header, or
+    by 0-based index without one. Raises ValueError for an empty file, a row of
+    another width, no numeric column, an infinite value or a column with no value.
+
+    Returns
+    -------
+    (name, (T,) float64 series) per numeric column, in column order.
+    """
+    path = Path(path)
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = [(number, row) for number, row in enumerate(csv.reader(handle), start=1) if row]
+    if not rows:
+        raise ValueError(f"{path.name} is empty")
+    if header_row is None:
+        header_row = any(_to_float(field) is None for field in rows[0][1])
+    header = [field.strip() for field in rows[0][1]] if header_row else None
+    rows = rows[1:] if header_row else rows
+    if not rows:
+        raise ValueError(f"{path.name} has a header but no data rows")
+    width = len(header) if header is not None else len(rows[0][1])
+    values = np.empty((len(rows), width))
+    numeric = np.ones(width, bool)
+    for i, (number, row) in enumerate(rows):
+        if len(row) != width:
+            raise ValueError(f"{path.name} line {number}: {len(row)} fields, expected {width}")
+        for j, field in enumerate(row):
+            value = _to_float(field) if numeric[j] else None
+            numeric[j] &= value is not None
+            values[i, j] = np.nan if value is None else value
+    if not numeric.any():
+        raise ValueError(f"{path.name} has no column of numbers")
+    if np.isinf(values[:, numeric]).any():
+        raise ValueError(f"{path.name} holds infinite values")
+    names = header if header is not None else [str(j) for j in range(width)]
+    out = []
+    for j in np.flatnonzero(numeric):
+        try:
+            out.append((names[j], fill_gaps(values[:, j])))
+        except ValueError:
+            raise ValueError(f"{path.name}: column {names[j]!r} has no value") from None
+    return out

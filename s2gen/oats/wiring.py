@@ -160,7 +160,7 @@ def reference_batch(cfg, store_path: str, ref: str | None, size: int) -> dict[st
     windows of ``cfg.window`` points, without symbols). Windows are raw, as in
     training batches: the model normalises them.
     """
-    from s2gen.pretrain.data import held_out_set
+    from s2gen.pretrain.stream import held_out_set
 
     if ref is None:
         batch = held_out_set(store_path, cfg, "reference", limit=size)

@@ -4,7 +4,8 @@ Public entry points (torch is imported on first use, so importing this
 package, or ``s2gen.pretrain.cli``, stays light):
 
 - ``PretrainConfig.preset(name, **overrides)``: the ``ci``, ``small`` and ``base`` tiers;
-- ``run(cfg, store_path, out_dir, resume=False, ...)``: the training loop;
+- ``run(cfg, data, out_dir, resume=False, ...)``: the training loop (``data``: stores and
+  real series, ``s2gen.pretrain.sources``);
 - ``load_encoder(checkpoint_path, device="cpu")`` and
   ``random_encoder(preset="small", seed=0, **overrides)``: a ``SeriesEncoder``
   with ``dim``, ``forward_features(x, resize)`` and ``embed(series, resize=...)``;

@@ -11,13 +11,8 @@ from pathlib import Path
 
 import click
 
-from s2gen.pretrain.config import (
-    BACKBONE_NAMES,
-    OBJECTIVE_NAMES,
-    PRESET_NAMES,
-    PretrainConfig,
-    read_settings,
-)
+from s2gen.pretrain.config import OBJECTIVE_NAMES, PRESET_NAMES, PretrainConfig, read_settings
+from s2gen.pretrain.options import architecture_options, check_architecture
 
 
 def build_config(preset: str, config_file: str | None, overrides: dict) -> PretrainConfig:
@@ -36,7 +31,15 @@ def build_config(preset: str, config_file: str | None, overrides: dict) -> Pretr
 
 
 @click.command()
-@click.option("--data", "store_path", required=True, help="An s2gen store to pretrain on.")
+@click.option(
+    "--data",
+    "data",
+    required=True,
+    multiple=True,
+    help="Repeatable. An s2gen store, or real unlabeled series: a folder of UCR/UEA sets (their "
+    "_TRAIN files only), a .ts/.tsv/.txt file, a .csv (each numeric column a series) or a .npy "
+    "((n, L): n series). Real series are windowed like store rows, shorter ones resized.",
+)
 @click.option(
     "--out",
     "out_dir",
@@ -60,13 +63,10 @@ def build_config(preset: str, config_file: str | None, overrides: dict) -> Pretr
 )
 @click.option(
     "--objective",
-    help=f"Objective(s), '+'-joined: {', '.join(OBJECTIVE_NAMES)} [preset: s2+timedrl].",
+    help=f"Objective(s), '+'-joined: {', '.join(OBJECTIVE_NAMES)} [s2+timedrl; ts2vec with "
+    "--backbone dilated-cnn]. s2 needs a store; ts2vec runs alone.",
 )
-@click.option(
-    "--backbone",
-    type=click.Choice(BACKBONE_NAMES),
-    help="Series encoder [preset: s2, the patch transformer].",
-)
+@architecture_options
 @click.option("--steps", type=click.IntRange(min=1), help="Optimiser steps [preset].")
 @click.option("--batch-size", type=click.IntRange(min=2), help="Samples per step and process.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Peak learning rate.")
@@ -122,12 +122,12 @@ def build_config(preset: str, config_file: str | None, overrides: dict) -> Pretr
 )
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def pretrain(
-    store_path,
+    data,
     out_dir,
     preset,
     config_file,
     objective,
-    backbone,
+    architecture,
     steps,
     batch_size,
     lr,
@@ -146,14 +146,14 @@ def pretrain(
     oats_weight,
     quiet,
 ) -> None:
-    """Pretrain a series encoder on a store (S2: against its expressions, SymTime-style).
+    """Pretrain a series encoder on stores and real series (S2: against expressions, SymTime-style).
 
     Writes config.json, run.json, metrics.jsonl, last.pt and best.pt to --out;
     runs under torchrun (DDP) as is, e.g. `torchrun --nproc_per_node 2 -m s2gen pretrain ...`.
     """
     overrides = {
         "objective": objective,
-        "backbone": backbone,
+        **architecture,
         "steps": steps,
         "batch_size": batch_size,
         "lr": lr,
@@ -180,6 +180,12 @@ def pretrain(
     check_pretrain(cfg, device)  # NotEnoughMemory names --batch-size and what fits
     if oats_ref and not oats_generator:
         raise click.BadParameter("--oats-ref needs --oats GEN.pt", param_hint="--oats-ref")
+    if oats_generator and (len(data) != 1 or not cfg.needs_symbols):
+        raise click.BadParameter(
+            "--oats scores the s2 objective's masked-series loss on one store: give one --data "
+            "and an --objective with s2",
+            param_hint="--oats",
+        )
     try:
         hook = None
         if oats_generator:
@@ -187,7 +193,7 @@ def pretrain(
 
             hook = oats_hook_from_options(
                 cfg,
-                store_path,
+                data[0],
                 oats_generator,
                 ref=oats_ref,
                 explore_prob=explore_prob,
@@ -197,7 +203,7 @@ def pretrain(
             )
         final = run(
             cfg,
-            store_path,
+            list(data),
             out_dir,
             resume=resume,
             device=device,
@@ -209,6 +215,7 @@ def pretrain(
     if int(os.environ.get("RANK", 0)) != 0:  # under torchrun, rank 0 reports
         return
     shown = ("loss", "val_loss", "val_t2s_top1", "val_t2s_top10", "val_mlm_acc", "val_inst")
+    shown += ("val_mae", "val_ts2vec")
     summary = ", ".join(f"{k} {final[k]:.4g}" for k in shown if k in final)
     click.echo(f"pretrained {cfg.steps} steps into {out_dir}: {summary}")
 
@@ -293,7 +300,8 @@ def _read_series(path: Path):
 @click.option(
     "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
 )
-def embed(checkpoint_path, input_path, out_path, batch_size, resize, device) -> None:
+@architecture_options
+def embed(checkpoint_path, input_path, out_path, batch_size, resize, device, architecture) -> None:
     """Embed series with a pretrained series encoder (resized to its window by default)."""
     import numpy as np
 
@@ -311,6 +319,7 @@ def embed(checkpoint_path, input_path, out_path, batch_size, resize, device) -> 
         encoder = load_encoder(checkpoint_path, resolve_device(device))
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
+    check_architecture(encoder.config, architecture, checkpoint_path)
     check_batch(lambda b: encoder_bytes(cfg, b, train=False), min(batch_size, len(series)))
     try:
         emb = encoder.embed(series, batch_size=batch_size, resize=resize)

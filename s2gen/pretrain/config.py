@@ -17,13 +17,42 @@ from s2gen.checks import check_float, check_int, check_known, fail
 
 PRESET_NAMES = ("ci", "small", "base")
 RESIZE_MODES = ("linear", "none")  # how a series reaches the encoder (s2gen.pretrain.scaling)
-BACKBONE_NAMES = ("s2",)  # registered in s2gen.pretrain.backbones
-OBJECTIVE_NAMES = ("s2", "timedrl")  # registered in s2gen.pretrain.objectives
+BACKBONE_NAMES = ("s2", "dilated-cnn")  # registered in s2gen.pretrain.backbones
+OBJECTIVE_NAMES = ("s2", "mae", "timedrl", "ts2vec")  # registered in s2gen.pretrain.objectives
+# The backbones each objective can train. s2, mae and timedrl read a [CLS] state and patch
+# states; ts2vec crops windows at any point and contrasts per-timestep states, max-pooled down
+# to one timestep, which only a per-timestep encoder gives. Objectives combine ('+') when they
+# share a backbone, so ts2vec runs alone.
+OBJECTIVE_BACKBONES = {
+    "s2": ("s2",),
+    "mae": ("s2",),
+    "timedrl": ("s2",),
+    "ts2vec": ("dilated-cnn",),
+}
+DEFAULT_OBJECTIVE = {"s2": "s2+timedrl", "dilated-cnn": "ts2vec"}  # per backbone (``preset``)
+# fields that fix the series encoder's architecture (a random init of a checkpoint's shape)
+ENCODER_FIELDS = (
+    "backbone",
+    "window",
+    "patch",
+    "d_model",
+    "n_heads",
+    "d_ff",
+    "n_layers",
+    "scale_token",
+    "cnn_hidden",
+    "cnn_depth",
+)
 
 
 def objective_names(objective: str) -> tuple[str, ...]:
     """The objectives of a combination such as ``"s2+timedrl"``, in the given order."""
     return tuple(part.strip() for part in str(objective).split("+"))
+
+
+def shared_backbones(names: tuple[str, ...]) -> tuple[str, ...]:
+    """The backbones every objective of ``names`` can train, in ``BACKBONE_NAMES`` order."""
+    return tuple(b for b in BACKBONE_NAMES if all(b in OBJECTIVE_BACKBONES[n] for n in names))
 
 
 @dataclass(frozen=True)
@@ -33,15 +62,24 @@ class PretrainConfig:
     Attributes
     ----------
     backbone : the series encoder, a name of ``s2gen.pretrain.backbones``
-        (``s2``: the patch transformer below).
+        (``s2``: the patch transformer below; ``dilated-cnn``: TS2Vec's encoder,
+        per-timestep states of width ``d_model``).
     objective : one objective or a ``+``-joined combination of
         ``s2gen.pretrain.objectives`` (``s2``: masked series + masked symbols +
-        series<->symbol contrast; ``timedrl``: an instance-level term on [CLS]
-        and patch reconstruction from two dropout views).
+        series<->symbol contrast; ``mae``: RoBERTa-style masked patches (TiMERT);
+        ``timedrl``: an instance-level term on [CLS] and patch reconstruction
+        from two dropout views; ``ts2vec``: hierarchical contrast of two
+        overlapping crops). Each objective trains the backbones of
+        ``OBJECTIVE_BACKBONES``; a combination needs one they share.
     window : points per training window (a multiple of ``patch``); series of
         other lengths are resampled to it (``resize`` at evaluation).
     patch : points per patch (SymTime: 16, non-overlapping).
-    d_model, n_heads, d_ff, n_layers : series encoder (pre-norm transformer).
+    d_model, n_heads, d_ff, n_layers : series encoder (pre-norm transformer);
+        ``d_model`` is also the output width of the ``dilated-cnn`` backbone
+        (TS2Vec: 320).
+    cnn_hidden, cnn_depth : ``dilated-cnn`` backbone: hidden width (TS2Vec 64) and
+        residual blocks at that width (TS2Vec 10, block i dilated by 2^i), then one
+        block to ``d_model``.
     sym_d_model, sym_heads, sym_d_ff, sym_layers : symbol encoder.
     max_tokens : symbol tokens kept per sample; 0 sizes it from the store so that
         at least 99% of its expressions fit (the resolved value is saved).
@@ -60,7 +98,17 @@ class PretrainConfig:
     w_mts, w_mlm, w_itc : weights of the ``s2`` terms (masked series, masked
         symbols, contrastive); a term of weight 0 is not computed.
     w_inst, w_rec : weights of the ``timedrl`` terms (instance-level negative
-        cosine on [CLS], patch reconstruction).
+        cosine on [CLS], patch reconstruction); TimeDRL's loss is
+        rec + lambda * inst, i.e. w_rec = 1 and w_inst = lambda.
+    mae_ratio : share of patches the ``mae`` objective chooses (TiMERT and
+        RoBERTa: 0.15); of those 80% show the mask token, 10% a random other
+        patch of the batch, 10% stay.
+    w_mae : weight of the ``mae`` term (MSE on the chosen patches).
+    ts2vec_alpha : weight of the instance-wise term at each scale of the
+        hierarchical contrastive loss, 1 - alpha that of the temporal term (0.5).
+    ts2vec_mask_prob : probability that the ``ts2vec`` objective masks a
+        timestamp (zeroes its latent vector) in each view (TS2Vec: 0.5).
+    w_ts2vec : weight of the ``ts2vec`` term.
     crop_prob : share of training windows cut from a random span of the series
         and linearly resampled to ``window`` points (the others are plain windows).
     crop_min, crop_max : the span's length in windows, log-uniform in
@@ -74,7 +122,8 @@ class PretrainConfig:
     weight_decay : AdamW decay on weight matrices (never on biases, norms,
         embeddings, positions, tokens or the temperature).
     grad_clip : gradient-norm clip (0 turns it off).
-    use_inputs : also train on input channels x_i as series-only samples.
+    use_inputs : also train on a store's input channels x_i as series-only
+        samples (always so when no objective reads symbols).
     val_permille, reference_permille : rows with ``seed % 1000 < val_permille`` are
         the validation split, the next ``reference_permille`` per mille are the
         "reference" split (kept for OATS); both are never trained on.
@@ -94,6 +143,8 @@ class PretrainConfig:
     n_heads: int = 4
     d_ff: int = 256
     n_layers: int = 3
+    cnn_hidden: int = 64
+    cnn_depth: int = 10
     sym_d_model: int = 128
     sym_heads: int = 4
     sym_d_ff: int = 256
@@ -116,6 +167,11 @@ class PretrainConfig:
     w_itc: float = 1.0
     w_inst: float = 1.0
     w_rec: float = 0.1
+    mae_ratio: float = 0.15
+    w_mae: float = 1.0
+    ts2vec_alpha: float = 0.5
+    ts2vec_mask_prob: float = 0.5
+    w_ts2vec: float = 1.0
     crop_prob: float = 0.5
     crop_min: float = 0.1
     crop_max: float = 4.0
@@ -150,6 +206,22 @@ class PretrainConfig:
                 f"give one or more distinct names of {', '.join(OBJECTIVE_NAMES)} joined by '+' "
                 "(e.g. s2+timedrl)",
             )
+        shared = shared_backbones(names)
+        if not shared:
+            trains = "; ".join(f"{n}: {', '.join(OBJECTIVE_BACKBONES[n])}" for n in names)
+            fail(
+                "objective",
+                self.objective,
+                f"its objectives train different backbones ({trains}); combine objectives of "
+                "one backbone (run ts2vec alone)",
+            )
+        if self.backbone not in shared:
+            fail(
+                "backbone",
+                self.backbone,
+                f"objective {self.objective!r} trains the {' or '.join(shared)} backbone: "
+                f"use --backbone {shared[0]} (backbone={shared[0]!r})",
+            )
         check_int("patch", self.patch, 1, 4096)
         check_int("window", self.window, 2 * self.patch, 1 << 16)
         if self.window % self.patch:
@@ -158,6 +230,8 @@ class PretrainConfig:
             check_int(name, getattr(self, name), 1, 1 << 16)
         for name in ("n_layers", "sym_layers"):
             check_int(name, getattr(self, name), 1, 128)
+        check_int("cnn_hidden", self.cnn_hidden, 1, 1 << 16)
+        check_int("cnn_depth", self.cnn_depth, 1, 20)
         for heads, dim in (("n_heads", "d_model"), ("sym_heads", "sym_d_model")):
             check_int(heads, getattr(self, heads), 1, 256)
             if getattr(self, dim) % getattr(self, heads):
@@ -180,7 +254,10 @@ class PretrainConfig:
         check_float("temp_init", self.temp_init, self.temp_min, self.temp_max)
         check_float("alpha", self.alpha, 0.0, 1.0)
         check_float("alpha_ramp", self.alpha_ramp, 0.0, 1.0)
-        for name in ("w_mts", "w_mlm", "w_itc", "w_inst", "w_rec"):
+        check_float("mae_ratio", self.mae_ratio, 0.0, 1.0, open_low=True)
+        check_float("ts2vec_alpha", self.ts2vec_alpha, 0.0, 1.0)
+        check_float("ts2vec_mask_prob", self.ts2vec_mask_prob, 0.0, 1.0, open_low=True)
+        for name in ("w_mts", "w_mlm", "w_itc", "w_inst", "w_rec", "w_mae", "w_ts2vec"):
             check_float(name, getattr(self, name), 0.0, 1e6)
         check_float("crop_prob", self.crop_prob, 0.0, 1.0)
         check_float("crop_min", self.crop_min, 0.01, 1.0)
@@ -222,11 +299,28 @@ class PretrainConfig:
         ``ci`` trains in about a minute on 2 CPU cores, ``small`` is the
         CPU tier (tens of minutes on 2 cores), ``base`` has SymTime's base
         series encoder (d 512, 8 heads, d_ff 2048, 6 layers) for GPUs.
+
+        When ``overrides`` name a backbone but no objective, and the default
+        objective cannot train it, the objective is the backbone's
+        ``DEFAULT_OBJECTIVE`` (``dilated-cnn`` -> ``ts2vec``); when they name
+        an objective but no backbone, and the default backbone does not fit,
+        the backbone is the first its objectives share.
         """
         if name not in PRESETS:
             raise ValueError(f"preset={name!r} is unknown; choose one of {', '.join(PRESETS)}")
         check_known(cls, overrides)
-        return cls(**{**PRESETS[name], **overrides})
+        settings = {**PRESETS[name], **overrides}
+        backbone, objective = settings.get("backbone"), settings.get("objective")
+        if objective is None and backbone in DEFAULT_OBJECTIVE:
+            if backbone not in shared_backbones(objective_names(cls.objective)):
+                settings["objective"] = DEFAULT_OBJECTIVE[backbone]
+        elif backbone is None and objective is not None:
+            names = objective_names(objective)
+            if all(n in OBJECTIVE_BACKBONES for n in names):
+                shared = shared_backbones(names)
+                if shared and cls.backbone not in shared:
+                    settings["backbone"] = shared[0]
+        return cls(**settings)
 
     def replace(self, **changes: Any) -> "PretrainConfig":
         """A copy with ``changes`` applied (and validated)."""

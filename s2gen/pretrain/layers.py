@@ -46,14 +46,3 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor, pad: torch.Tensor | None = None) -> torch.Tensor:
         x = x + self.drop(self.attn(self.norm1(x), pad))
         return x + self.drop(self.mlp(self.norm2(x)))
-
-
-class Predictor(nn.Module):
-    """Two-layer MLP head (d -> hidden -> out) with GELU, as projection/prediction heads use."""
-
-    def __init__(self, d: int, hidden: int, out: int) -> None:
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(d, hidden), nn.GELU(), nn.Linear(hidden, out))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)

@@ -1,4 +1,4 @@
-"""The pretraining loop: a plain function, ``run(cfg, store_path, out_dir)``.
+"""The pretraining loop: a plain function, ``run(cfg, data, out_dir)``.
 
 One step = one batch per process: optional ``batch_hook`` (OATS replaces rows
 there), losses under bf16 autocast on CUDA, a finiteness check, backward,
@@ -8,7 +8,7 @@ logs JSONL metrics (and TensorBoard when it is installed), validates every
 ``val_every`` steps and writes ``last.pt`` (every ``ckpt_every`` steps and at
 the end) and ``best.pt`` (best validation loss; no test data is ever looked
 at), and at the start ``config.json`` (the effective settings) and ``run.json``
-(data, world size, share of expressions longer than ``max_tokens``). Under
+(data sources, world size, share of expressions longer than ``max_tokens``). Under
 ``torchrun`` the step runs in DistributedDataParallel (gloo on CPU, nccl on
 GPU) and the queues are fed from all ranks.
 
@@ -36,10 +36,9 @@ from torch.nn.parallel import DistributedDataParallel
 
 from s2gen.pretrain import checkpoint
 from s2gen.pretrain.config import PretrainConfig
-from s2gen.pretrain.data import held_out_set, make_loader, resolve_max_tokens
 from s2gen.pretrain.model import Pretrainer
-from s2gen.pretrain.symbols import pretraining_vocabulary
-from s2gen.store import open as open_store
+from s2gen.pretrain.sources import open_sources, resolve_symbols
+from s2gen.pretrain.stream import held_out_set, make_loader
 
 log = logging.getLogger(__name__)
 
@@ -187,19 +186,21 @@ def _to_device(batch: dict[str, torch.Tensor], device: torch.device):
 
 def run(
     cfg: PretrainConfig,
-    store_path: str,
+    data,
     out_dir: str,
     resume: bool = False,
     device: str = "auto",
     batch_hook: BatchHook | None = None,
     progress: bool = True,
 ) -> dict[str, float]:
-    """Pretrain the series and symbol encoders on a store; returns the final metrics.
+    """Pretrain a series encoder (and the objectives' heads) on data; returns the final metrics.
 
     Parameters
     ----------
     cfg : the run's settings (``PretrainConfig.preset``).
-    store_path : an s2gen store (its "train" rows are used; "val" for validation).
+    data : a path or a list of paths (``--data``): s2gen stores and real unlabeled
+        series (``s2gen.pretrain.sources``); their "train" samples are used, "val"
+        for validation. An objective that reads symbols needs a store.
     out_dir : run directory: ``metrics.jsonl``, ``last.pt``, ``best.pt``.
     resume : continue from ``out_dir/last.pt`` (losses continue exactly as an
         uninterrupted run); without it an existing run there is an error.
@@ -220,16 +221,16 @@ def run(
     out = Path(out_dir)
     try:
         with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
-            return _run(cfg, store_path, out, resume, dev, rank, world, batch_hook, progress)
+            return _run(cfg, data, out, resume, dev, rank, world, batch_hook, progress)
     finally:
         if own_group:
             dist.destroy_process_group()
 
 
-def _run(cfg, store_path, out, resume, dev, rank, world, batch_hook, progress):
+def _run(cfg, data, out, resume, dev, rank, world, batch_hook, progress):
     from tqdm import tqdm
 
-    store = open_store(str(store_path))
+    sources = open_sources(data, cfg)
     last = out / checkpoint.LAST
     if last.exists() and not resume:
         raise ValueError(f"{out} already holds a run; pass resume=True (--resume) or another --out")
@@ -241,9 +242,9 @@ def _run(cfg, store_path, out, resume, dev, rank, world, batch_hook, progress):
         cfg = cfg.replace(max_tokens=saved.max_tokens)
     elif resume:
         log.info("no %s to resume from; starting a new run", last)
-    cfg, truncated = resolve_max_tokens(store, cfg)
-    log.info("max_tokens %d: %.2f%% of expressions are cut", cfg.max_tokens, 100 * truncated)
-    vocabulary = pretraining_vocabulary(store.vocabulary)
+    cfg, vocabulary, truncated = resolve_symbols(sources, cfg)
+    if cfg.needs_symbols:
+        log.info("max_tokens %d: %.2f%% of expressions are cut", cfg.max_tokens, 100 * truncated)
 
     torch.manual_seed(cfg.seed)  # model init (inside run's fork_rng: the caller's RNG is kept)
     model = Pretrainer(cfg, vocabulary).to(dev)
@@ -271,12 +272,12 @@ def _run(cfg, store_path, out, resume, dev, rank, world, batch_hook, progress):
         forward = DistributedDataParallel(
             forward, device_ids=ids, find_unused_parameters=True, **sync
         )
-    batches = iter(make_loader(str(store_path), cfg, rank, world, start_batch=step))
+    batches = iter(make_loader(sources, cfg, rank, world, start_batch=step))
     lead = rank == 0
-    val_batch = held_out_set(str(store_path), cfg) if lead and cfg.val_samples else None
+    val_batch = held_out_set(sources, cfg) if lead and cfg.val_samples else None
     metrics = MetricsLog(out, keep_until=step if state is not None else None) if lead else None
     if lead:
-        _write_settings(out, cfg, store_path, world, truncated)
+        _write_settings(out, cfg, [s.name for s in sources], world, truncated)
     amp = cfg.amp and dev.type == "cuda"  # bf16 autocast
     bar = tqdm(total=cfg.steps, initial=step, disable=not (lead and progress), unit="step")
     final: dict[str, float] = {}
@@ -335,7 +336,7 @@ def _run(cfg, store_path, out, resume, dev, rank, world, batch_hook, progress):
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "config": cfg.to_dict(),
-                    "vocabulary": vocabulary,
+                    "vocabulary": vocabulary or [],
                     "step": step,
                     "best_val_loss": best,
                     "world_size": world,
@@ -354,8 +355,8 @@ def _run(cfg, store_path, out, resume, dev, rank, world, batch_hook, progress):
     return final
 
 
-def _write_settings(out: Path, cfg: PretrainConfig, store_path, world: int, truncated: float):
+def _write_settings(out: Path, cfg: PretrainConfig, data: list[str], world: int, truncated: float):
     """``config.json`` (the effective config, a valid ``--config`` file) and ``run.json``."""
     (out / CONFIG).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-    context = {"data": str(store_path), "world_size": world, "symbols_truncated": truncated}
+    context = {"data": data, "world_size": world, "symbols_truncated": truncated}
     (out / "run.json").write_text(json.dumps(context, indent=2) + "\n")

@@ -20,11 +20,13 @@ from collections.abc import Callable
 
 from torch import nn
 
+from s2gen.pretrain.backbones.dilated_cnn import build_dilated_cnn
 from s2gen.pretrain.backbones.patch_transformer import build_patch_transformer
 from s2gen.pretrain.config import BACKBONE_NAMES, PretrainConfig
 
 BACKBONES: dict[str, Callable[[PretrainConfig], nn.Module]] = {
     "s2": build_patch_transformer,
+    "dilated-cnn": build_dilated_cnn,
 }
 assert tuple(BACKBONES) == BACKBONE_NAMES, "config.BACKBONE_NAMES must list BACKBONES"
 
