@@ -156,7 +156,7 @@ def test_training_and_oats_reads_of_a_store_missing_an_object_stop_with_its_name
     from s2gen.oats.data import load_series, store_subset
     from s2gen.pretrain import PretrainConfig
     from s2gen.pretrain.cli import error_message, pretrain
-    from s2gen.pretrain.data import S2WindowStream, held_out_set, make_loader
+    from s2gen.pretrain.stream import S2WindowStream, held_out_set, make_loader
 
     torch.set_num_threads(1)
     path = copy_of(training_store, tmp_path, "broken.zarr")
