@@ -92,6 +92,12 @@ GRIDS = {
         cell("obj-s2+timedrl", "ref-1e5", objective="s2+timedrl"),
         cell("obj-timedrl", "ref-1e5", objective="timedrl", w_rec=1.0),
     ],
+    # (c') a crop-consistency series-level term instead of, or beside, timedrl's dropout views
+    "crops": [
+        cell("obj-s2+crops", "ref-1e5", objective="s2+crops"),
+        cell("obj-s2+timedrl+crops", "ref-1e5", objective="s2+timedrl+crops"),
+        cell("obj-crops", "ref-1e5", objective="crops"),
+    ],
     # (d) the same architecture untrained
     "random": [cell("random-init", None, steps=0, seeds=(0, 1, 2))],
     # (e) objective x data (issue 15); s2 needs the store's expressions

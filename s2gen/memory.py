@@ -247,7 +247,7 @@ def pretrain_step_bytes(cfg, vocab_size: int | None = None) -> float:
     vocab_size = len(vocabulary()) if vocab_size is None else vocab_size
     online, momentum = pretrain_parameters(cfg, vocab_size)
     fixed = FLOAT * (4 * online + momentum + 2 * cfg.queue_size * (cfg.embed_dim + 1))
-    series_passes = 1 + (2 if "timedrl" in cfg.objectives else 1)
+    series_passes = 1 + (2 if "timedrl" in cfg.objectives else 1) + ("crops" in cfg.objectives)
     tokens = _tokens(cfg)
     per_sample = series_passes * _tower_floats(
         cfg.n_patches + 1, cfg.d_model, cfg.d_ff, cfg.n_heads, cfg.n_layers, cfg.dropout

@@ -18,7 +18,8 @@ from s2gen.checks import check_float, check_int, check_known, fail
 PRESET_NAMES = ("ci", "small", "base")
 RESIZE_MODES = ("linear", "none")  # how a series reaches the encoder (s2gen.pretrain.scaling)
 BACKBONE_NAMES = ("s2", "dilated-cnn")  # registered in s2gen.pretrain.backbones
-OBJECTIVE_NAMES = ("s2", "mae", "timedrl", "ts2vec")  # registered in s2gen.pretrain.objectives
+# registered in s2gen.pretrain.objectives
+OBJECTIVE_NAMES = ("s2", "mae", "timedrl", "ts2vec", "crops")
 # The backbones each objective can train. s2, mae and timedrl read a [CLS] state and patch
 # states; ts2vec crops windows at any point and contrasts per-timestep states, max-pooled down
 # to one timestep, which only a per-timestep encoder gives. Objectives combine ('+') when they
@@ -28,6 +29,7 @@ OBJECTIVE_BACKBONES = {
     "mae": ("s2",),
     "timedrl": ("s2",),
     "ts2vec": ("dilated-cnn",),
+    "crops": ("s2",),
 }
 DEFAULT_OBJECTIVE = {"s2": "s2+timedrl", "dilated-cnn": "ts2vec"}  # per backbone (``preset``)
 # fields that fix the series encoder's architecture (a random init of a checkpoint's shape)
@@ -109,6 +111,10 @@ class PretrainConfig:
     ts2vec_mask_prob : probability that the ``ts2vec`` objective masks a
         timestamp (zeroes its latent vector) in each view (TS2Vec: 0.5).
     w_ts2vec : weight of the ``ts2vec`` term.
+    w_crop : weight of the ``crops`` term (NT-Xent between a window and a resampled
+        sub-span of it, on projected [CLS] states).
+    crop_view_min : the ``crops`` view is a sub-span of U(crop_view_min, 1) of the window.
+    crop_temp : temperature of the ``crops`` NT-Xent (SimCLR 0.1).
     crop_prob : share of training windows cut from a random span of the series
         and linearly resampled to ``window`` points (the others are plain windows).
     crop_min, crop_max : the span's length in windows, log-uniform in
@@ -172,6 +178,9 @@ class PretrainConfig:
     ts2vec_alpha: float = 0.5
     ts2vec_mask_prob: float = 0.5
     w_ts2vec: float = 1.0
+    w_crop: float = 1.0
+    crop_view_min: float = 0.5
+    crop_temp: float = 0.1
     crop_prob: float = 0.5
     crop_min: float = 0.1
     crop_max: float = 4.0
@@ -257,7 +266,9 @@ class PretrainConfig:
         check_float("mae_ratio", self.mae_ratio, 0.0, 1.0, open_low=True)
         check_float("ts2vec_alpha", self.ts2vec_alpha, 0.0, 1.0)
         check_float("ts2vec_mask_prob", self.ts2vec_mask_prob, 0.0, 1.0, open_low=True)
-        for name in ("w_mts", "w_mlm", "w_itc", "w_inst", "w_rec", "w_mae", "w_ts2vec"):
+        check_float("crop_view_min", self.crop_view_min, 0.05, 1.0)
+        check_float("crop_temp", self.crop_temp, 1e-3, 10.0)
+        for name in ("w_mts", "w_mlm", "w_itc", "w_inst", "w_rec", "w_mae", "w_ts2vec", "w_crop"):
             check_float(name, getattr(self, name), 0.0, 1e6)
         check_float("crop_prob", self.crop_prob, 0.0, 1.0)
         check_float("crop_min", self.crop_min, 0.01, 1.0)
