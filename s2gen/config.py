@@ -16,7 +16,7 @@ MAX_INPUT_DIM = 16  # variables x_0..x_15 are in the token vocabulary
 MAX_OUTPUT_DIM = 64
 DTYPES = ("float32", "float16")
 MIXTURE_MODES = ("mixture", "segments")
-SAMPLERS = ("mixture", "arma", "kernel_synth", "trend_season", "imf")
+SAMPLERS = ("mixture", "arma", "kernel_synth", "trend_season", "imf", "sarima")
 SAMPLER_PRESETS = {
     "paper": (),  # SymTime section 3.1: mixture with probability mixture_prob, else ARMA
     "reference": (  # the reference generator's default mix (s2generator.md section 3)
@@ -72,6 +72,10 @@ class GenerateConfig:
     kernel_synth_max_kernels : KernelSynth combines U{1..this} bank kernels.
     trend_season_noise_max : trend x seasonality noise scale ~ U(0, this).
     imf_noise_level : intrinsic-mode noise standard deviation, relative to RMS.
+    sarima_max_order : SARIMA p, q ~ U{0..this}.
+    sarima_max_seasonal_order : SARIMA P, Q ~ U{0..this}.
+    sarima_max_integration : SARIMA d + D <= this (d, D in 0..2 each;
+        ``s2gen.kernels.sarima`` says why 2 is the default).
     input_scale_max : X is multiplied by s ~ U(0, input_scale_max) after the
         per-channel z-score; 0 turns the scaling off (s = 1).
     binary_ops_offset : binary operators ~ U{0..M + offset} per output (3 gives
@@ -112,6 +116,9 @@ class GenerateConfig:
     kernel_synth_max_kernels: int = 5
     trend_season_noise_max: float = 0.1
     imf_noise_level: float = 0.05
+    sarima_max_order: int = 3
+    sarima_max_seasonal_order: int = 2
+    sarima_max_integration: int = 2
     input_scale_max: float = 16.0
     binary_ops_offset: int = 3
     max_unary_ops: int = 5
@@ -158,6 +165,9 @@ class GenerateConfig:
         check_int("kernel_synth_max_kernels", self.kernel_synth_max_kernels, 1, 16)
         check_float("trend_season_noise_max", self.trend_season_noise_max, 0.0, 1.0)
         check_float("imf_noise_level", self.imf_noise_level, 0.0, 10.0)
+        check_int("sarima_max_order", self.sarima_max_order, 0, 10)
+        check_int("sarima_max_seasonal_order", self.sarima_max_seasonal_order, 0, 4)
+        check_int("sarima_max_integration", self.sarima_max_integration, 0, 4)
         check_float("input_scale_max", self.input_scale_max, 0.0, 1e6)
         check_int("binary_ops_offset", self.binary_ops_offset, 0, 16)
         check_int("max_unary_ops", self.max_unary_ops, 0, 16)

@@ -168,3 +168,32 @@ def sawtooth(L, amplitude, freq, phase):
     """A (2 frac(f u + phase / 2 pi) - 1), via scipy.signal.sawtooth."""
     u = np.arange(L) / L
     return amplitude * signal.sawtooth(2 * np.pi * freq * u + phase)
+
+
+def seasonal_dense(poly, seasonal, s: int) -> np.ndarray:
+    """Dense coefficients of poly(B) * seasonal(B^s) (lag 0 first), by np.convolve."""
+    upsampled = np.zeros((len(seasonal) - 1) * s + 1)
+    upsampled[::s] = seasonal
+    return np.convolve(poly, upsampled)
+
+
+def sarima_arma_part(ar, seasonal_ar, ma, seasonal_ma, s: int, e: np.ndarray) -> np.ndarray:
+    """a(B) A(B^s) w = b(B) M(B^s) e from a zero start, by scipy.signal.lfilter."""
+    a = seasonal_dense(ar, seasonal_ar, s)
+    b = seasonal_dense(ma, seasonal_ma, s)
+    return signal.lfilter(b, a, e)
+
+
+def sarima_integrate(w: np.ndarray, d: int, D: int, s: int) -> np.ndarray:
+    """(1 - B^s)^-D (1 - B)^-d w from zero initial values: lfilter and np.cumsum."""
+    y = np.asarray(w, np.float64)
+    for _ in range(D):
+        y = signal.lfilter([1.0], np.r_[1.0, np.zeros(s - 1), -1.0], y)
+    for _ in range(d):
+        y = np.cumsum(y)
+    return y
+
+
+def lag_polynomial_roots(poly) -> np.ndarray:
+    """Roots of 1 + c_1 z + ... + c_n z^n (numpy wants the highest power first)."""
+    return np.roots(np.asarray(poly, np.float64)[::-1])

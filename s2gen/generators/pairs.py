@@ -17,6 +17,7 @@ from s2gen.kernels.kernelsynth import BANK_PARAMS, BANK_TYPES, bank_profiles
 from s2gen.kernels.pairs import FAILED, STAT_NAMES, KernelParams, generate_rows
 from s2gen.kernels.render import TOKENS_PER_CONSTANT, tokens_batch
 from s2gen.kernels.rounding import MODES
+from s2gen.kernels.sarima import fitting_periods, max_simulated_steps
 from s2gen.symbols import vocabulary as vocab
 from s2gen.symbols.operators import BY_NAME
 from s2gen.symbols.parse import program_of
@@ -70,6 +71,15 @@ def sampler_weights(config: GenerateConfig) -> dict[str, float]:
     return {"mixture": config.mixture_prob, "arma": 1.0 - config.mixture_prob}
 
 
+def simulated_steps(config: GenerateConfig) -> int:
+    """Scratch entries a channel draw may use: burn-in plus L, for ARMA and SARIMA."""
+    steps = config.arma_burn_in + config.length
+    if sampler_weights(config).get("sarima", 0.0) > 0:
+        seasonal = config.sarima_max_seasonal_order
+        steps = max(steps, max_simulated_steps(config.length, config.arma_burn_in, seasonal))
+    return steps
+
+
 def kernel_params(config: GenerateConfig) -> KernelParams:
     """The Numba-typed parameter tuple of a config."""
     weights = config.weights
@@ -101,6 +111,11 @@ def kernel_params(config: GenerateConfig) -> KernelParams:
         ks_max_kernels=config.kernel_synth_max_kernels,
         ts_noise_max=float(config.trend_season_noise_max),
         imf_noise_level=float(config.imf_noise_level),
+        sarima_max_order=config.sarima_max_order,
+        sarima_max_seasonal=config.sarima_max_seasonal_order,
+        sarima_max_integration=config.sarima_max_integration,
+        sarima_periods=fitting_periods(config.length),
+        sim_len=simulated_steps(config),
         scale_max=float(config.input_scale_max),
         binary_offset=config.binary_ops_offset,
         max_unary=config.max_unary_ops,

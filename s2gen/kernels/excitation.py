@@ -16,6 +16,7 @@ from s2gen.kernels.kernelsynth import sample_kernelsynth
 from s2gen.kernels.mixture import sample_mixture
 from s2gen.kernels.rng import choice, uniform_range
 from s2gen.kernels.rounding import round_value
+from s2gen.kernels.sarima import sample_sarima
 from s2gen.kernels.seasonal import sample_trend_season
 
 MIXTURE = 1
@@ -23,12 +24,14 @@ ARMA = 2
 KERNEL_SYNTH = 3
 TREND_SEASON = 4
 IMF = 5
+SARIMA = 6
 SAMPLER_CODES = {  # 0 marks a padding channel
     "mixture": MIXTURE,
     "arma": ARMA,
     "kernel_synth": KERNEL_SYNTH,
     "trend_season": TREND_SEASON,
     "imf": IMF,
+    "sarima": SARIMA,
 }
 
 _MAX_CHANNEL_DRAWS = 100
@@ -36,7 +39,10 @@ _MAX_CHANNEL_DRAWS = 100
 
 @njit(cache=True)
 def draw_channel(state, family, p, noise, work, out):
-    """Fill ``out`` (float64[L]) from sampler ``family``; False if it failed."""
+    """Fill ``out`` (float64[L]) from sampler ``family``; False if it failed.
+
+    ``noise`` and ``work`` are float64 scratch of ``p.sim_len`` entries.
+    """
     if family == MIXTURE:
         sample_mixture(state, p.mix_kmax, p.mix_segments, out)
         return True
@@ -52,6 +58,18 @@ def draw_channel(state, family, p, noise, work, out):
     if family == IMF:
         sample_imf(state, p.imf_noise_level, out)
         return True
+    if family == SARIMA:
+        return sample_sarima(
+            state,
+            p.sarima_max_order,
+            p.sarima_max_seasonal,
+            p.sarima_max_integration,
+            p.sarima_periods,
+            p.arma_burn,
+            noise,
+            work,
+            out,
+        )
     return False
 
 

@@ -67,6 +67,11 @@ class KernelParams(NamedTuple):
     ks_max_kernels: int
     ts_noise_max: float
     imf_noise_level: float
+    sarima_max_order: int
+    sarima_max_seasonal: int
+    sarima_max_integration: int
+    sarima_periods: np.ndarray
+    sim_len: int
     scale_max: float
     binary_offset: int
     max_unary: int
@@ -224,8 +229,8 @@ def generate_rows(p, seeds, x_out, y_out, n_in, n_out, sampler, code, arg, plen,
             np.empty((depth, L)),
             np.empty(depth),
             np.empty(depth, np.bool_),
-            np.empty(p.arma_burn + L),
-            np.empty(p.arma_burn + L),
+            np.empty(p.sim_len),
+            np.empty(p.sim_len),
         )
         for i in range(b * ROWS_PER_BLOCK, min(n, (b + 1) * ROWS_PER_BLOCK)):
             generate_row(
