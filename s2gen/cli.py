@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from s2gen.config import SAMPLER_PRESETS, SAMPLERS, GenerateConfig, StoreConfig
+from s2gen.config import AUGMENTATIONS, SAMPLER_PRESETS, SAMPLERS, GenerateConfig, StoreConfig
 from s2gen.evaluate.cli import evaluate, finetune
 from s2gen.oats.cli import oats
 from s2gen.pretrain.cli import embed, pretrain
@@ -139,6 +139,10 @@ def build_generation(ctx: click.Context, options: dict) -> tuple[GenerateConfig,
         settings["sampler_weights"] = _parse_weights(
             options["samplers"], "--samplers", "arma=1,kernel_synth=0.5"
         )
+    if options.get("augment"):
+        settings["augment"] = _parse_weights(
+            options["augment"], "--augment", "jitter=0.3,scaling=0.2"
+        )
     expressions = tuple(options.get("expr") or ()) or tuple(settings.pop("expressions", ()))
     for option in STORE_OPTIONS:
         if _given(ctx, option):
@@ -236,6 +240,13 @@ def main() -> None:
     type=click.Choice(sorted(SAMPLER_PRESETS)),
     default=None,
     help="A named family mix: paper (default), reference (the reference generator's), all.",
+)
+@click.option(
+    "--augment",
+    default="",
+    help=f"Augment input channels before f: probability per augmentation, e.g. "
+    f"'jitter=0.3,time_warp=0.2'; augmentations: {', '.join(AUGMENTATIONS)}. The store records "
+    "each channel's in the array 'augment'.",
 )
 @click.option(
     "--expr",

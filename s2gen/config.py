@@ -17,6 +17,9 @@ MAX_OUTPUT_DIM = 64
 DTYPES = ("float32", "float16")
 MIXTURE_MODES = ("mixture", "segments")
 SAMPLERS = ("mixture", "arma", "kernel_synth", "trend_season", "imf", "sarima")
+# series augmentations in the order they are applied; bit k of the store's
+# ``augment`` mask is AUGMENTATIONS[k] (s2gen.kernels.augment)
+AUGMENTATIONS = ("time_warp", "window_slice", "frequency", "magnitude_warp", "scaling", "jitter")
 SAMPLER_PRESETS = {
     "paper": (),  # SymTime section 3.1: mixture with probability mixture_prob, else ARMA
     "reference": (  # the reference generator's default mix (s2generator.md section 3)
@@ -88,6 +91,9 @@ class GenerateConfig:
         below this times its max |y| (a (nearly) constant channel).
     max_trig_argument : a pair is rejected if sin, cos or tan receive an
         argument beyond this: there float64 rounding decides the value.
+    augment : probability of each augmentation (``AUGMENTATIONS``; missing
+        ones are 0) per input channel, applied to the z-scored channel before
+        the scale factor, so f is evaluated on the augmented x; empty: none.
     excitation_retries : excitation draws tried per expression draw before the
         failing expression is redrawn.
     max_expression_draws : expression draws per pair before generation gives
@@ -129,6 +135,7 @@ class GenerateConfig:
     max_abs_output: float = 1e4
     min_relative_std: float = 1e-3
     max_trig_argument: float = 1e4
+    augment: tuple[tuple[str, float], ...] = ()
     excitation_retries: int = 3
     max_expression_draws: int = 1000
     expressions: tuple[str, ...] = ()
@@ -176,6 +183,7 @@ class GenerateConfig:
         check_float("max_abs_output", self.max_abs_output, 1e-6, 6e4)
         check_float("min_relative_std", self.min_relative_std, 0.0, 1.0)
         check_float("max_trig_argument", self.max_trig_argument, 1.0, 1e15)
+        self._check_augment()
         check_int("excitation_retries", self.excitation_retries, 1, 1000)
         check_int("max_expression_draws", self.max_expression_draws, 1, 10**6)
         if self.expressions:
@@ -206,6 +214,16 @@ class GenerateConfig:
             check_float(f"sampler_weights[{name}]", w, 0.0, 1e6)
         if weights and sum(weights.values()) <= 0:
             fail("sampler_weights", weights, "give at least one sampler a weight > 0")
+
+    def _check_augment(self) -> None:
+        given = dict(self.augment)
+        unknown = sorted(set(given) - set(AUGMENTATIONS))
+        if unknown:
+            fail(
+                "augment", unknown, f"unknown augmentation(s); known are {', '.join(AUGMENTATIONS)}"
+            )
+        for name, chance in given.items():
+            check_float(f"augment[{name}]", chance, 0.0, 1.0)
 
     def _check_operator_weights(self) -> None:
         weights = dict(self.operator_weights)
@@ -269,6 +287,7 @@ class GenerateConfig:
         out = dataclasses.asdict(self)
         out["operator_weights"] = dict(self.operator_weights)
         out["sampler_weights"] = dict(self.sampler_weights)
+        out["augment"] = dict(self.augment)
         return out
 
     @classmethod
@@ -296,6 +315,10 @@ class GenerateConfig:
             given = data["sampler_weights"]
             given = given.items() if isinstance(given, dict) else given
             data["sampler_weights"] = tuple((str(k), float(v)) for k, v in given)
+        if "augment" in data:
+            given = data["augment"]
+            given = given.items() if isinstance(given, dict) else given
+            data["augment"] = tuple((str(k), float(v)) for k, v in given)
         if "expressions" in data:
             data["expressions"] = tuple(str(e) for e in data["expressions"])
         return cls(**data)

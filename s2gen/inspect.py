@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from s2gen import store as s2store
+from s2gen.config import AUGMENTATIONS
 from s2gen.generators.pairs import generate_pair
 from s2gen.kernels.seeds import row_seeds
 from s2gen.symbols import vocabulary as vocab
@@ -182,6 +183,15 @@ def _check_row(view, i: int, row: dict, report: Report) -> None:
     again = generate_pair(config, int(row["seed"]))
     if not (np.array_equal(again.x[0], x) and np.array_equal(again.y[0], y)):
         report.fail(i, "regenerating the pair from (config, seed) gives other values")
+    if "augment" in row:
+        _check_augment(i, row["augment"], m, again.augment[0], report)
+
+
+def _check_augment(i: int, stored: np.ndarray, m: int, again: np.ndarray, report: Report) -> None:
+    if stored[m:].any() or stored[:m].max(initial=0) >= 1 << len(AUGMENTATIONS):
+        report.fail(i, f"augment masks {stored.tolist()} have padding or unknown bits set")
+    elif not np.array_equal(stored, again):
+        report.fail(i, "augment masks differ from the regenerated pair's")
 
 
 def validate(path: str, sample: int | None = 1000, seed: int = 0) -> Report:
@@ -192,7 +202,7 @@ def validate(path: str, sample: int | None = 1000, seed: int = 0) -> Report:
     rows = sample_rows(len(view), sample, seed)
     complete = set(s2store.shard_records(path))
     rows = rows[np.isin(rows // view.shard_rows, list(complete))]
-    data = _read_rows(view, rows, s2store.ARRAY_NAMES)
+    data = _read_rows(view, rows, view.names)
     for pos, i in enumerate(rows):
         _check_row(view, int(i), {k: v[pos] for k, v in data.items()}, report)
         report.rows_checked += 1
@@ -214,11 +224,22 @@ def describe_pair(view: s2store.S2Store, index: int) -> str:
     ]
     for c, series in enumerate(pair.x):
         lines.append(f"  x_{c}: {_stats(series)}")
+    if pair.augment is not None:
+        lines.append(
+            "augmented: "
+            + ", ".join(f"x_{c}={augmentation_names(int(m))}" for c, m in enumerate(pair.augment))
+        )
     for j, text in enumerate(pair.expr):
         lines.append(f"y_{j} = {text}")
         lines.append(sp.pretty(parse_infix(text), use_unicode=False))
         lines.append(f"  y_{j}: {_stats(pair.y[j])}")
     return "\n".join(lines)
+
+
+def augmentation_names(mask: int) -> str:
+    """'time_warp+jitter' for a mask with those bits; 'none' for 0."""
+    names = [name for k, name in enumerate(AUGMENTATIONS) if mask & (1 << k)]
+    return "+".join(names) or "none"
 
 
 def _stats(series: np.ndarray) -> str:

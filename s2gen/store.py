@@ -25,7 +25,7 @@ from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 
 from s2gen import __version__
-from s2gen.config import GenerateConfig, StoreConfig
+from s2gen.config import AUGMENTATIONS, GenerateConfig, StoreConfig
 from s2gen.file_writer import wait_for_write_back, write_atomically
 from s2gen.generators.pairs import Batch, program_length, sampler_weights, token_length
 from s2gen.kernels.excitation import SAMPLER_CODES
@@ -38,7 +38,7 @@ FORMAT_VERSION = 1
 ATTRS_KEY = "s2gen"
 BOOKKEEPING = "_s2gen"
 COMMITS = f"{BOOKKEEPING}/shards"
-ARRAY_NAMES = ("x", "y", "n_in", "n_out", "expr", "tokens", "sampler", "seed")
+ARRAY_NAMES = ("x", "y", "n_in", "n_out", "expr", "tokens", "sampler", "seed")  # every store
 
 
 class StoreError(ValueError):
@@ -57,7 +57,42 @@ def array_specs(config: GenerateConfig, n: int) -> dict[str, tuple[tuple[int, ..
         "tokens": ((n, c_out, token_length(config)), "int16"),
         "sampler": ((n, c_in), "uint8"),
         "seed": ((n,), "uint64"),
+        **optional_array_specs(config, n),
     }
+
+
+def optional_array_specs(config: GenerateConfig, n: int) -> dict[str, tuple[tuple[int, ...], Any]]:
+    """Arrays only some stores have: ``augment`` when the config augments inputs."""
+    specs: dict[str, tuple[tuple[int, ...], Any]] = {}
+    if config.augment:
+        specs["augment"] = ((n, config.max_input_dim), "uint8")
+    return specs
+
+
+def array_names(config: GenerateConfig) -> tuple[str, ...]:
+    """Names of the arrays of a store made with ``config`` (``ARRAY_NAMES`` first)."""
+    return tuple(array_specs(config, 0))
+
+
+def _stored_names(group) -> tuple[str, ...]:
+    return array_names(GenerateConfig.from_dict(group.attrs[ATTRS_KEY]["config"]))
+
+
+def shard_columns(batch: Batch, tokens_len: int) -> dict[str, np.ndarray]:
+    """The arrays of ``batch`` under their store names (optional ones when present)."""
+    columns = {
+        "x": batch.x,
+        "y": batch.y,
+        "n_in": batch.n_in,
+        "n_out": batch.n_out,
+        "expr": batch.expressions(),
+        "tokens": batch.tokens(tokens_len),
+        "sampler": batch.sampler,
+        "seed": batch.seeds,
+    }
+    if batch.augment is not None:
+        columns["augment"] = batch.augment
+    return columns
 
 
 def _compressors(name: str, dtype: Any):
@@ -94,7 +129,15 @@ def _header(config: GenerateConfig, store_config: StoreConfig, n: int) -> dict[s
         "stat_names": list(STAT_NAMES),
         "rows_written": 0,
         "acceptance": {},
+        **optional_attributes(config),
     }
+
+
+def optional_attributes(config: GenerateConfig) -> dict[str, Any]:
+    """Attributes only some stores have: the bit of each augmentation with ``augment``."""
+    if not config.augment:
+        return {}
+    return {"augment_bits": {name: 1 << k for k, name in enumerate(AUGMENTATIONS)}}
 
 
 def _is_local(path: str) -> bool:
@@ -193,7 +236,7 @@ def remove(path: str) -> None:
 def resize(path: str, n: int) -> None:
     """Change the row count of every array and of the header (for extension)."""
     group = zarr.open_group(path, mode="r+")
-    for name in ARRAY_NAMES:
+    for name in _stored_names(group):
         array = group[name]
         array.resize((n,) + array.shape[1:])
     commits = group[COMMITS]
@@ -225,21 +268,12 @@ def write_shard(path: str, k: int, batch: Batch, tokens_len: int, stats: dict) -
     """
     wait_for_write_back()  # the previous shard's, so at most one shard is in flight
     group = zarr.open_group(path, mode="r+")
-    arrays = {name: group[name] for name in ARRAY_NAMES}  # each opening reads its metadata
+    columns = shard_columns(batch, tokens_len)
+    arrays = {name: group[name] for name in columns}  # each opening reads its metadata
     shard_rows = arrays["seed"].shards[0]
     start, stop = shard_rows_range(k, arrays["seed"].shape[0], shard_rows)
     if stop - start != len(batch):
         raise ValueError(f"shard {k} holds {stop - start} rows, the batch has {len(batch)}")
-    columns = {
-        "x": batch.x,
-        "y": batch.y,
-        "n_in": batch.n_in,
-        "n_out": batch.n_out,
-        "expr": batch.expressions(),
-        "tokens": batch.tokens(tokens_len),
-        "sampler": batch.sampler,
-        "seed": batch.seeds,
-    }
     whole = stop - start == shard_rows
     for name, array in arrays.items():
         encoder = shard_encoder(array.metadata.to_dict()) if whole else None
@@ -278,7 +312,7 @@ def drop_shard(path: str, k: int) -> None:
     group = zarr.open_group(path, mode="r+")
     store = group.store
     group[COMMITS][k] = -1
-    for name in ARRAY_NAMES:
+    for name in _stored_names(group):
         sync(store.delete(_shard_key(group[name], k)))
 
 
@@ -286,7 +320,7 @@ def missing_shard_objects(path: str, k: int) -> list[str]:
     """Arrays whose shard-k object is absent (empty for a whole shard)."""
     group = zarr.open_group(path, mode="r")
     missing = []
-    for name in ARRAY_NAMES:
+    for name in _stored_names(group):
         if not sync(group.store.exists(_shard_key(group[name], k))):
             missing.append(name)
     return missing
@@ -323,7 +357,8 @@ class Pair:
     """One stored pair, trimmed to its real channels.
 
     x : [n_in, L]; y : [n_out, L]; expr : n_out strings; tokens : [n_out, T];
-    sampler : [n_in] family codes; seed : the pair's own seed.
+    sampler : [n_in] family codes; seed : the pair's own seed; augment : [n_in]
+    augmentation masks (None in a store without augmentation).
     """
 
     index: int
@@ -333,6 +368,7 @@ class Pair:
     tokens: np.ndarray
     sampler: np.ndarray
     seed: int
+    augment: np.ndarray | None = None
 
 
 class S2Store:
@@ -346,8 +382,9 @@ class S2Store:
     def __init__(self, path: str, header: dict[str, Any], group) -> None:
         self.path = path
         self.header = header
-        self.arrays = {name: group[name] for name in ARRAY_NAMES}
         self.config = GenerateConfig.from_dict(header["config"])
+        self.names = array_names(self.config)
+        self.arrays = {name: group[name] for name in self.names}
         self.store_config = StoreConfig.from_dict(header["store"])
         self.vocabulary: list[str] = list(header["vocabulary"])
         self.chunk_rows = self.store_config.chunk_rows
@@ -359,11 +396,11 @@ class S2Store:
     def __repr__(self) -> str:
         return f"S2Store({self.path!r}, rows={len(self)}, length={self.config.length})"
 
-    def read(self, start: int, stop: int, fields=ARRAY_NAMES) -> dict[str, np.ndarray]:
-        """Rows [start, stop) of the named arrays."""
+    def read(self, start: int, stop: int, fields=None) -> dict[str, np.ndarray]:
+        """Rows [start, stop) of the named arrays (default: all of this store's)."""
         if not 0 <= start <= stop <= len(self):
             raise IndexError(f"rows [{start}, {stop}) are outside the store's {len(self)} rows")
-        return {name: self.arrays[name][start:stop] for name in fields}
+        return {name: self.arrays[name][start:stop] for name in fields or self.names}
 
     def __getitem__(self, index: int) -> Pair:
         i = int(index)
@@ -379,6 +416,7 @@ class S2Store:
             tokens=row["tokens"][0, :n],
             sampler=row["sampler"][0, :m],
             seed=int(row["seed"][0]),
+            augment=row["augment"][0, :m] if "augment" in row else None,
         )
 
     def complete_shards(self) -> list[int]:
@@ -462,6 +500,7 @@ def write_series(
         max_input_dim=c,
         min_output_dim=1,
         max_output_dim=1,
+        augment=(),
     )
     layout = store_config or StoreConfig()
     create(path, config, layout, n)

@@ -197,3 +197,35 @@ def sarima_integrate(w: np.ndarray, d: int, D: int, s: int) -> np.ndarray:
 def lag_polynomial_roots(poly) -> np.ndarray:
     """Roots of 1 + c_1 z + ... + c_n z^n (numpy wants the highest power first)."""
     return np.roots(np.asarray(poly, np.float64)[::-1])
+
+
+def natural_spline(knot_values, L: int) -> np.ndarray:
+    """scipy's natural cubic spline through evenly spaced knots on [0, L - 1], at t = 0..L-1."""
+    from scipy.interpolate import CubicSpline
+
+    knots = np.linspace(0.0, L - 1.0, len(knot_values))
+    return CubicSpline(knots, knot_values, bc_type="natural")(np.arange(L))
+
+
+def time_warp(row, speed) -> np.ndarray:
+    """row read at the trapezoid integral of ``speed``, rescaled to [0, L - 1], by np.interp."""
+    tau = np.r_[0.0, np.cumsum(0.5 * (speed[1:] + speed[:-1]))]
+    tau = tau * ((len(row) - 1) / tau[-1])
+    tau[-1] = len(row) - 1
+    return np.interp(tau, np.arange(len(row)), row)
+
+
+def window_slice(row, start: int, width: int) -> np.ndarray:
+    """row[start:start + width] resampled to len(row) points by np.interp."""
+    L = len(row)
+    positions = start + np.arange(L) * (width - 1) / (L - 1)
+    positions[-1] = start + width - 1
+    return np.interp(positions, np.arange(L), row)
+
+
+def perturb_band(row, first_bin: int, factors, phases) -> np.ndarray:
+    """Bins first_bin.. of np.fft.rfft(row) times factors * exp(i phases), then irfft."""
+    spectrum = np.fft.rfft(row)
+    band = slice(first_bin, first_bin + len(factors))
+    spectrum[band] *= np.asarray(factors) * np.exp(1j * np.asarray(phases))
+    return np.fft.irfft(spectrum, n=len(row))

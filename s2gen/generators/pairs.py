@@ -9,8 +9,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from s2gen.config import GenerateConfig
+from s2gen.config import AUGMENTATIONS, GenerateConfig
 from s2gen.kernels import opcodes as oc
+from s2gen.kernels.augment import probability_vector
 from s2gen.kernels.excitation import SAMPLER_CODES
 from s2gen.kernels.expression import max_constants, max_program_length
 from s2gen.kernels.kernelsynth import BANK_PARAMS, BANK_TYPES, bank_profiles
@@ -117,6 +118,8 @@ def kernel_params(config: GenerateConfig) -> KernelParams:
         sarima_periods=fitting_periods(config.length),
         sim_len=simulated_steps(config),
         scale_max=float(config.input_scale_max),
+        aug_any=bool(config.augment),
+        aug_prob=probability_vector(dict(config.augment), AUGMENTATIONS),
         binary_offset=config.binary_ops_offset,
         max_unary=config.max_unary_ops,
         const_prob=float(config.const_leaf_prob),
@@ -151,6 +154,8 @@ class Batch:
     code, arg : int8 / int32 [n, C_out, P] prefix programs (``s2gen.kernels.opcodes``).
     plen : int16[n, C_out] program lengths (0 for padding outputs).
     stats : int64[n, len(STAT_NAMES)] acceptance counters per row.
+    augment : uint8[n, C_in] mask of the augmentations applied to each input
+        channel (bit k: ``AUGMENTATIONS[k]``), or None when the config has none.
     """
 
     seeds: np.ndarray
@@ -163,6 +168,7 @@ class Batch:
     arg: np.ndarray
     plen: np.ndarray
     stats: np.ndarray
+    augment: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.seeds)
@@ -233,14 +239,14 @@ def generate_batch(config: GenerateConfig, seeds: np.ndarray) -> Batch:
     n_in = np.zeros(n, np.uint8)
     n_out = np.zeros(n, np.uint8)
     sampler = np.zeros((n, c_in), np.uint8)
+    augmented = np.zeros((n, c_in), np.uint8)
     code = np.zeros((n, c_out, plen_max), np.int8)
     arg = np.zeros((n, c_out, plen_max), np.int32)
     plen = np.zeros((n, c_out), np.int16)
     stats = np.zeros((n, len(STAT_NAMES)), np.int64)
     if n:
-        generate_rows(
-            kernel_params(config), seeds, x, y, n_in, n_out, sampler, code, arg, plen, stats
-        )
+        params = kernel_params(config)
+        generate_rows(params, seeds, x, y, n_in, n_out, sampler, augmented, code, arg, plen, stats)
     failed = int(stats[:, FAILED].sum())
     if failed and config.expressions:
         raise RuntimeError(
@@ -259,7 +265,8 @@ def generate_batch(config: GenerateConfig, seeds: np.ndarray) -> Batch:
         )
     if config.dtype == "float16":
         x, y = x.astype(np.float16), y.astype(np.float16)
-    return Batch(seeds, x, y, n_in, n_out, sampler, code, arg, plen, stats)
+    augment = augmented if config.augment else None
+    return Batch(seeds, x, y, n_in, n_out, sampler, code, arg, plen, stats, augment)
 
 
 def generate_pair(config: GenerateConfig, seed: int) -> Batch:
