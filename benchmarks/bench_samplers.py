@@ -10,7 +10,12 @@ load:
   Numba thread), i.e. with expression sampling, evaluation and rejection;
 - reference channel draws/s: the family's class in ``s2generator`` 0.0.23
   (``cls().generate(rng, L, 1)``), in its own virtual environment with BLAS
-  pinned to one thread (bench_generate.py creates it on first use).
+  pinned to one thread (bench_generate.py creates it on first use); none for
+  ``sarima`` (the reference's S2 pipeline has no SARIMA sampler).
+
+``graph`` measures graph pairs (``--graph``; 1..3 KernelSynth inputs, 1..2
+outputs, 6..10 nodes): pairs/s, and stored channels (inputs + outputs) per
+second in the channels column.
 
   python benchmarks/bench_samplers.py --lengths 256 768 --rounds 3 --seconds 5
 
@@ -31,6 +36,7 @@ FAMILIES = {  # s2gen name -> reference class (None: the reference's S2 pipeline
     "trend_season": "ForecastPFN",
     "imf": "IntrinsicModeFunction",
     "sarima": None,
+    "graph": None,  # graph pairs (--graph), not a channel family: see S2GEN_GRAPH
 }
 
 S2GEN = r"""
@@ -74,6 +80,26 @@ pairs = n / (time.perf_counter() - t0)
 print(json.dumps({"channels_per_s": channels, "pairs_per_s": pairs}))
 """
 
+S2GEN_GRAPH = r"""
+import json, sys, time
+from s2gen.config import GenerateConfig
+from s2gen.generators.pairs import generate_batch
+from s2gen.kernels.seeds import row_seeds
+
+L, seconds = int(sys.argv[2]), float(sys.argv[3])
+config = GenerateConfig(length=L, graph=True, max_input_dim=3, max_output_dim=2, min_nodes=6,
+                        max_nodes=10)
+generate_batch(config, row_seeds(0, 0, 16))
+pairs = channels = 0
+t0 = time.perf_counter()
+while time.perf_counter() - t0 < seconds:
+    b = generate_batch(config, row_seeds(1, pairs, pairs + 64))
+    pairs += 64
+    channels += int(b.n_in.sum() + b.n_out.sum())
+dt = time.perf_counter() - t0
+print(json.dumps({"channels_per_s": channels / dt, "pairs_per_s": pairs / dt}))
+"""
+
 REFERENCE = r"""
 import json, sys, time, warnings
 warnings.filterwarnings("ignore")
@@ -112,7 +138,8 @@ def main() -> None:
         for family in args.families:
             ours, theirs = [], []
             for _ in range(args.rounds):
-                cmd = [sys.executable, "-c", S2GEN, family, str(L), str(args.seconds)]
+                script = S2GEN_GRAPH if family == "graph" else S2GEN
+                cmd = [sys.executable, "-c", script, family, str(L), str(args.seconds)]
                 ours.append(run_json(cmd, ONE_THREAD))
                 if FAMILIES[family]:
                     cmd = [ref, "-c", REFERENCE, FAMILIES[family], str(L), str(args.seconds)]

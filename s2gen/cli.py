@@ -66,6 +66,9 @@ GENERATION_OPTIONS = {
     "max_unary_ops": "max_unary_ops",
     "const_leaf_prob": "const_leaf_prob",
     "max_abs_output": "max_abs_output",
+    "graph": "graph",
+    "min_nodes": "min_nodes",
+    "max_nodes": "max_nodes",
 }
 STORE_OPTIONS = ("chunk_rows", "shard_rows", "compressor")
 
@@ -241,6 +244,15 @@ def main() -> None:
     default=None,
     help="A named family mix: paper (default), reference (the reference generator's), all.",
 )
+@click.option(
+    "--graph",
+    is_flag=True,
+    help="Graph pairs: a random DAG whose inputs are KernelSynth draws (unless --samplers) and "
+    "whose other nodes are expressions of their parents; outputs are nodes, stored as "
+    "expressions of the inputs. Needs --min-nodes >= max inputs + max outputs.",
+)
+@click.option("--min-nodes", type=int, default=4, show_default=True, help="Graph nodes, at least.")
+@click.option("--max-nodes", type=int, default=8, show_default=True, help="Graph nodes, at most.")
 @click.option(
     "--augment",
     default="",

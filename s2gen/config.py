@@ -14,6 +14,7 @@ from s2gen.symbols.operators import BY_NAME, DEFAULT_WEIGHTS
 
 MAX_INPUT_DIM = 16  # variables x_0..x_15 are in the token vocabulary
 MAX_OUTPUT_DIM = 64
+MAX_NODES = 32  # graph nodes per pair (parents are stored as a uint32 bit mask)
 DTYPES = ("float32", "float16")
 MIXTURE_MODES = ("mixture", "segments")
 SAMPLERS = ("mixture", "arma", "kernel_synth", "trend_season", "imf", "sarima")
@@ -98,6 +99,16 @@ class GenerateConfig:
         failing expression is redrawn.
     max_expression_draws : expression draws per pair before generation gives
         up with an error (only reachable with a pathological config).
+    graph : graph pairs (``s2gen.kernels.graph``): a random DAG whose first
+        n_in nodes are the inputs (KernelSynth draws unless ``sampler_weights``
+        says otherwise) and whose other nodes are random expressions of their
+        parents; the outputs are n_out of those nodes, stored as expressions
+        composed over the inputs.
+    min_nodes, max_nodes : graph nodes N ~ U{min..max}; min_nodes must leave
+        room for the inputs and outputs (>= max_input_dim + max_output_dim).
+    graph_max_parents : a node has U{1..this} candidate parents.
+    graph_max_length : largest composed program (nodes) of a graph node; a
+        node whose composition is longer draws its program again.
     expressions : given expressions f_j (sympy text over x_0..x_15,
         ``s2gen.symbols.parse``) instead of sampled ones: every pair has
         exactly these outputs (min/max_output_dim = their number) and only
@@ -138,6 +149,11 @@ class GenerateConfig:
     augment: tuple[tuple[str, float], ...] = ()
     excitation_retries: int = 3
     max_expression_draws: int = 1000
+    graph: bool = False
+    min_nodes: int = 4
+    max_nodes: int = 8
+    graph_max_parents: int = 3
+    graph_max_length: int = 128
     expressions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -186,8 +202,31 @@ class GenerateConfig:
         self._check_augment()
         check_int("excitation_retries", self.excitation_retries, 1, 1000)
         check_int("max_expression_draws", self.max_expression_draws, 1, 10**6)
+        self._check_graph()
         if self.expressions:
             self._check_expressions()
+
+    def _check_graph(self) -> None:
+        if not isinstance(self.graph, bool):
+            fail("graph", self.graph, "it must be true or false")
+        check_int("min_nodes", self.min_nodes, 2, MAX_NODES)
+        check_int("max_nodes", self.max_nodes, 2, MAX_NODES)
+        if self.min_nodes > self.max_nodes:
+            fail("min_nodes", self.min_nodes, f"it must not exceed max_nodes={self.max_nodes}")
+        check_int("graph_max_parents", self.graph_max_parents, 1, MAX_INPUT_DIM)
+        check_int("graph_max_length", self.graph_max_length, 16, 4096)
+        if not self.graph:
+            return
+        needed = self.max_input_dim + self.max_output_dim
+        if self.min_nodes < needed:
+            fail(
+                "min_nodes",
+                self.min_nodes,
+                f"a graph needs room for max_input_dim={self.max_input_dim} inputs and "
+                f"max_output_dim={self.max_output_dim} outputs: set min_nodes >= {needed}",
+            )
+        if self.expressions:
+            fail("graph", self.graph, "graph pairs sample their expressions: drop expressions")
 
     def _check_expressions(self) -> None:
         needed = _expression_inputs(self.expressions)

@@ -27,7 +27,13 @@ from zarr.core.sync import sync
 from s2gen import __version__
 from s2gen.config import AUGMENTATIONS, GenerateConfig, StoreConfig
 from s2gen.file_writer import wait_for_write_back, write_atomically
-from s2gen.generators.pairs import Batch, program_length, sampler_weights, token_length
+from s2gen.generators.pairs import (
+    Batch,
+    node_program_length,
+    program_length,
+    sampler_weights,
+    token_length,
+)
 from s2gen.kernels.excitation import SAMPLER_CODES
 from s2gen.kernels.pairs import STAT_NAMES
 from s2gen.shard_encoding import shard_encoder
@@ -62,10 +68,16 @@ def array_specs(config: GenerateConfig, n: int) -> dict[str, tuple[tuple[int, ..
 
 
 def optional_array_specs(config: GenerateConfig, n: int) -> dict[str, tuple[tuple[int, ...], Any]]:
-    """Arrays only some stores have: ``augment`` when the config augments inputs."""
+    """Arrays only some stores have: ``augment`` when the config augments inputs, and the
+    graph's ``n_nodes``, ``node_parents``, ``node_expr``, ``output_node`` in graph mode."""
     specs: dict[str, tuple[tuple[int, ...], Any]] = {}
     if config.augment:
         specs["augment"] = ((n, config.max_input_dim), "uint8")
+    if config.graph:
+        specs["n_nodes"] = ((n,), "uint8")
+        specs["node_parents"] = ((n, config.max_nodes), "uint32")
+        specs["node_expr"] = ((n, config.max_nodes), str)
+        specs["output_node"] = ((n, config.max_output_dim), "uint8")
     return specs
 
 
@@ -92,6 +104,11 @@ def shard_columns(batch: Batch, tokens_len: int) -> dict[str, np.ndarray]:
     }
     if batch.augment is not None:
         columns["augment"] = batch.augment
+    if batch.graph is not None:
+        columns["n_nodes"] = batch.graph.n_nodes
+        columns["node_parents"] = batch.graph.parent_masks()
+        columns["node_expr"] = batch.graph.expressions()
+        columns["output_node"] = batch.graph.output_node
     return columns
 
 
@@ -134,10 +151,14 @@ def _header(config: GenerateConfig, store_config: StoreConfig, n: int) -> dict[s
 
 
 def optional_attributes(config: GenerateConfig) -> dict[str, Any]:
-    """Attributes only some stores have: the bit of each augmentation with ``augment``."""
-    if not config.augment:
-        return {}
-    return {"augment_bits": {name: 1 << k for k, name in enumerate(AUGMENTATIONS)}}
+    """Attributes only some stores have: the bit of each augmentation with ``augment``, the
+    node program length in graph mode."""
+    attributes: dict[str, Any] = {}
+    if config.augment:
+        attributes["augment_bits"] = {name: 1 << k for k, name in enumerate(AUGMENTATIONS)}
+    if config.graph:
+        attributes["node_program_length"] = node_program_length(config)
+    return attributes
 
 
 def _is_local(path: str) -> bool:
@@ -358,7 +379,8 @@ class Pair:
 
     x : [n_in, L]; y : [n_out, L]; expr : n_out strings; tokens : [n_out, T];
     sampler : [n_in] family codes; seed : the pair's own seed; augment : [n_in]
-    augmentation masks (None in a store without augmentation).
+    augmentation masks (None in a store without augmentation); graph : the
+    pair's DAG in a graph store (``Graph``), else None.
     """
 
     index: int
@@ -369,6 +391,27 @@ class Pair:
     sampler: np.ndarray
     seed: int
     augment: np.ndarray | None = None
+    graph: "Graph | None" = None
+
+
+@dataclass(frozen=True)
+class Graph:
+    """The DAG of one stored graph pair (``--graph``).
+
+    parents : per node, the parent indices in increasing order (empty for the
+    inputs, nodes 0..n_in-1); expr : per node, its expression over its parents
+    x_0.. (x_i = its i-th parent; "" for the inputs); output_node : the node of
+    each output y_j.
+    """
+
+    parents: list[list[int]]
+    expr: list[str]
+    output_node: list[int]
+
+
+def parents_of(mask: int) -> list[int]:
+    """Node indices of the set bits of a ``node_parents`` mask, increasing."""
+    return [j for j in range(32) if mask >> j & 1]
 
 
 class S2Store:
@@ -417,6 +460,7 @@ class S2Store:
             sampler=row["sampler"][0, :m],
             seed=int(row["seed"][0]),
             augment=row["augment"][0, :m] if "augment" in row else None,
+            graph=_graph_of(row, n) if "n_nodes" in row else None,
         )
 
     def complete_shards(self) -> list[int]:
@@ -427,6 +471,15 @@ class S2Store:
     def is_complete(self) -> bool:
         """True when every shard is committed."""
         return len(self.complete_shards()) == shard_count(len(self), self.shard_rows)
+
+
+def _graph_of(row: dict[str, np.ndarray], n_out: int) -> Graph:
+    nodes = int(row["n_nodes"][0])
+    return Graph(
+        parents=[parents_of(int(m)) for m in row["node_parents"][0, :nodes]],
+        expr=[str(e) for e in row["node_expr"][0, :nodes]],
+        output_node=[int(v) for v in row["output_node"][0, :n_out]],
+    )
 
 
 def open(path: str, allow_incomplete: bool = False) -> S2Store:  # noqa: A001
@@ -501,6 +554,7 @@ def write_series(
         min_output_dim=1,
         max_output_dim=1,
         augment=(),
+        graph=False,
     )
     layout = store_config or StoreConfig()
     create(path, config, layout, n)

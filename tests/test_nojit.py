@@ -1,7 +1,8 @@
 """Kernel bodies run as plain Python (NUMBA_DISABLE_JIT=1) give the compiled kernels' bytes.
 
 This keeps every kernel debuggable with a Python debugger: the test computes a
-digest of a small generated batch (every sampler family and operator) in this process
+digest of small generated batches (every sampler family and operator; graph pairs
+with every augmentation) in this process
 and in a subprocess with the opposite JIT setting, and requires equality. CI
 runs this file once more with NUMBA_DISABLE_JIT=1.
 """
@@ -13,7 +14,7 @@ import sys
 
 import numpy as np
 
-from s2gen.config import SAMPLER_PRESETS, GenerateConfig
+from s2gen.config import AUGMENTATIONS, SAMPLER_PRESETS, GenerateConfig
 from s2gen.generators.pairs import generate_batch, token_length
 from s2gen.kernels.seeds import row_seeds
 from s2gen.symbols.operators import OPERATORS
@@ -28,20 +29,31 @@ SMALL = GenerateConfig(
 )
 
 
+GRAPH = SMALL.replace(
+    graph=True,
+    min_nodes=5,
+    max_nodes=6,
+    augment=tuple((name, 0.5) for name in AUGMENTATIONS),
+)
+
+
 def digest() -> str:
-    batch = generate_batch(SMALL, row_seeds(1, 0, 6))
     h = hashlib.sha256()
-    for array in (
-        batch.x,
-        batch.y,
-        batch.code,
-        batch.arg,
-        batch.sampler,
-        batch.stats,
-        batch.tokens(token_length(SMALL)),
-    ):
-        h.update(np.ascontiguousarray(array).tobytes())
-    h.update("|".join(map(str, batch.expressions().ravel())).encode())
+    for config in (SMALL, GRAPH):
+        batch = generate_batch(config, row_seeds(1, 0, 6))
+        for array in (
+            batch.x,
+            batch.y,
+            batch.code,
+            batch.arg,
+            batch.sampler,
+            batch.stats,
+            batch.tokens(token_length(config)),
+        ):
+            h.update(np.ascontiguousarray(array).tobytes())
+        h.update("|".join(map(str, batch.expressions().ravel())).encode())
+    h.update(np.ascontiguousarray(batch.augment).tobytes())
+    h.update(np.ascontiguousarray(batch.graph.parent_masks()).tobytes())
     return h.hexdigest()
 
 

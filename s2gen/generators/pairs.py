@@ -5,7 +5,9 @@ same bytes for any thread count, batch split or worker layout.
 ``generate_pair(config, seed)`` is the one-row convenience.
 """
 
+import dataclasses
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,6 +25,9 @@ from s2gen.symbols import vocabulary as vocab
 from s2gen.symbols.operators import BY_NAME
 from s2gen.symbols.parse import program_of
 from s2gen.symbols.render import infix_batch, to_infix
+
+if TYPE_CHECKING:
+    from s2gen.generators.graphs import GraphBatch
 
 
 def _cumulative(names_weights: list[tuple[int, float]]) -> tuple[np.ndarray, np.ndarray]:
@@ -47,14 +52,25 @@ def given_programs(config: GenerateConfig) -> tuple[np.ndarray, np.ndarray, np.n
 
 
 def program_length(config: GenerateConfig) -> int:
-    """P: nodes reserved per expression program."""
+    """P: nodes reserved per expression program (an output's composed program in graph mode)."""
     if config.expressions:
         return given_programs(config)[0].shape[1]
+    if config.graph:
+        return config.graph_max_length
     return max_program_length(config.max_binary_ops, config.max_unary_ops)
+
+
+def node_program_length(config: GenerateConfig) -> int:
+    """Nodes reserved per graph node's own program (over its parents)."""
+    return max_program_length(
+        config.graph_max_parents + config.binary_ops_offset, config.max_unary_ops
+    )
 
 
 def token_length(config: GenerateConfig) -> int:
     """T: tokens reserved per expression (the last axis of the store's ``tokens``)."""
+    if config.graph:  # a program of P nodes has at most (P + 1) / 2 leaves, constants included
+        return vocab.max_tokens(config.graph_max_length, (config.graph_max_length + 1) // 2)
     if config.expressions:
         code, _, length = given_programs(config)
         n_const = np.count_nonzero(code == oc.CONST, axis=1)
@@ -65,10 +81,13 @@ def token_length(config: GenerateConfig) -> int:
 
 
 def sampler_weights(config: GenerateConfig) -> dict[str, float]:
-    """Weight of each excitation family: ``config.sampler_weights`` if given,
-    else the paper's mix (mixture with probability ``mixture_prob``, else ARMA)."""
+    """Weight of each excitation family: ``config.sampler_weights`` if given, else
+    KernelSynth alone in graph mode, else the paper's mix (mixture with
+    probability ``mixture_prob``, else ARMA)."""
     if config.sampler_weights:
         return {name: dict(config.sampler_weights).get(name, 0.0) for name in SAMPLER_CODES}
+    if config.graph:
+        return {"kernel_synth": 1.0}
     return {"mixture": config.mixture_prob, "arma": 1.0 - config.mixture_prob}
 
 
@@ -137,6 +156,11 @@ def kernel_params(config: GenerateConfig) -> KernelParams:
         fixed_code=fixed_code,
         fixed_arg=fixed_arg,
         fixed_len=fixed_len,
+        graph_min_nodes=config.min_nodes,
+        graph_max_nodes=config.max_nodes,
+        graph_max_parents=config.graph_max_parents,
+        graph_cap=config.graph_max_length,
+        node_prog_len=node_program_length(config),
     )
 
 
@@ -156,6 +180,8 @@ class Batch:
     stats : int64[n, len(STAT_NAMES)] acceptance counters per row.
     augment : uint8[n, C_in] mask of the augmentations applied to each input
         channel (bit k: ``AUGMENTATIONS[k]``), or None when the config has none.
+    graph : the DAG of each pair (``s2gen.generators.graphs.GraphBatch``) in
+        graph mode, else None.
     """
 
     seeds: np.ndarray
@@ -169,6 +195,7 @@ class Batch:
     plen: np.ndarray
     stats: np.ndarray
     augment: np.ndarray | None = None
+    graph: "GraphBatch | None" = None
 
     def __len__(self) -> int:
         return len(self.seeds)
@@ -231,6 +258,10 @@ def generate_batch(config: GenerateConfig, seeds: np.ndarray) -> Batch:
     seeds = np.ascontiguousarray(seeds, dtype=np.uint64)
     if seeds.ndim != 1:
         raise ValueError(f"seeds must be a 1-D array of uint64, got shape {seeds.shape}")
+    if config.graph:
+        from s2gen.generators.graphs import generate_graph_batch
+
+        return _finished(config, generate_graph_batch(config, seeds, kernel_params(config)))
     n = seeds.size
     c_in, c_out, L = config.max_input_dim, config.max_output_dim, config.length
     plen_max = program_length(config)
@@ -247,7 +278,15 @@ def generate_batch(config: GenerateConfig, seeds: np.ndarray) -> Batch:
     if n:
         params = kernel_params(config)
         generate_rows(params, seeds, x, y, n_in, n_out, sampler, augmented, code, arg, plen, stats)
-    failed = int(stats[:, FAILED].sum())
+    augment = augmented if config.augment else None
+    batch = Batch(seeds, x, y, n_in, n_out, sampler, code, arg, plen, stats, augment)
+    return _finished(config, batch)
+
+
+def _finished(config: GenerateConfig, batch: Batch) -> Batch:
+    """``batch`` in the store dtype; raises RuntimeError naming the fix if a pair failed."""
+    n = len(batch)
+    failed = int(batch.stats[:, FAILED].sum())
     if failed and config.expressions:
         raise RuntimeError(
             f"{failed} of {n} pairs found no excitation on which the given expressions pass "
@@ -264,9 +303,10 @@ def generate_batch(config: GenerateConfig, seeds: np.ndarray) -> Batch:
             f"{config.min_relative_std}) or input_scale_max (now {config.input_scale_max})"
         )
     if config.dtype == "float16":
-        x, y = x.astype(np.float16), y.astype(np.float16)
-    augment = augmented if config.augment else None
-    return Batch(seeds, x, y, n_in, n_out, sampler, code, arg, plen, stats, augment)
+        return dataclasses.replace(
+            batch, x=batch.x.astype(np.float16), y=batch.y.astype(np.float16)
+        )
+    return batch
 
 
 def generate_pair(config: GenerateConfig, seed: int) -> Batch:

@@ -92,6 +92,11 @@ class KernelParams(NamedTuple):
     fixed_code: np.ndarray
     fixed_arg: np.ndarray
     fixed_len: np.ndarray
+    graph_min_nodes: int
+    graph_max_nodes: int
+    graph_max_parents: int
+    graph_cap: int
+    node_prog_len: int
 
 
 @njit(cache=True)
