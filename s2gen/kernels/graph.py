@@ -25,10 +25,12 @@ random functions of parents), built from s2gen's own parts:
 Acceptance: every non-root node must be finite and give sin/cos/tan
 arguments within max_trig_arg (an inner node may be large or constant: only
 its outputs are data), and every output must pass the pair checks (finite,
-within max_abs, not constant) after rounding to the store dtype. A failing
-pair draws new roots up to ``exc_retries`` times, then draws the failing
-node's program again (and the program of any later node whose composed
-length no longer fits), counting against ``max_expr_draws``.
+within max_abs, not constant) after rounding to the store dtype. The roots
+are the costly part (a KernelSynth draw takes 0.1-1 ms), so a failing node
+draws its program again on the same roots (and so does any later node whose
+composed length no longer fits; the nodes from the failing one on are
+evaluated again), up to ``PROGRAM_REDRAWS`` times, before new roots are
+drawn; every program draw counts against ``max_expr_draws``.
 """
 
 import numpy as np
@@ -53,6 +55,7 @@ from s2gen.kernels.rounding import round_value
 
 MAX_NODES = 32  # parents are a uint32 bit mask per node
 PROGRAM_TRIES = 10
+PROGRAM_REDRAWS = 8  # failing nodes redrawn on one excitation draw before the next
 FALLBACK_LENGTH = 5  # a + b * x_r
 
 
@@ -216,6 +219,32 @@ def _evaluate_node(p, v, node, values, local, stack, scalar, is_scalar):
 
 
 @njit(cache=True)
+def _evaluate_from(p, first, n_nodes, outputs, node, scratch, y_out, stats):
+    """Evaluate nodes first..n_nodes-1, then check and store the outputs.
+
+    Returns -1 when all pass, else the first failing node (its cause counted
+    in ``stats``).
+    """
+    values, local, stack, scalar, is_scalar, ybuf = (
+        scratch[1], scratch[2], scratch[3], scratch[4], scratch[5], scratch[8]
+    )  # fmt: skip
+    for v in range(first, n_nodes):
+        outcome = _evaluate_node(p, v, node, values, local, stack, scalar, is_scalar)
+        if outcome != ACCEPTED:
+            stats[outcome] += 1
+            return v
+    for j in range(outputs.size):
+        for t in range(ybuf.size):
+            ybuf[t] = round_value(values[outputs[j], t], p.round_mode)
+        outcome = check_output(ybuf, p.max_abs, p.min_rel_std)
+        if outcome != ACCEPTED:
+            stats[outcome] += 1
+            return outputs[j]
+        y_out[j] = ybuf
+    return -1
+
+
+@njit(cache=True)
 def generate_graph_row(p, seed, scratch, out, stats):
     """Generate one accepted graph pair into the row views of ``out``; True on success.
 
@@ -226,7 +255,7 @@ def generate_graph_row(p, seed, scratch, out, stats):
     output_node, comp_code, comp_arg, comp_len) with the node arrays sized
     [max_nodes, ...] and comp_* the composed programs of every node.
     """
-    xbuf, values, local, stack, scalar, is_scalar, noise, work, ybuf = scratch
+    xbuf, values, noise, work = scratch[0], scratch[1], scratch[6], scratch[7]
     (x_out, y_out, n_in_out, n_out_out, sampler, augmented, code, arg, plen, n_nodes_out,
      n_parents, parents, node_code, node_arg, node_plen, output_node, comp_code, comp_arg,
      comp_len) = out  # fmt: skip
@@ -247,39 +276,24 @@ def generate_graph_row(p, seed, scratch, out, stats):
         j = randint(state, t, pool.size - 1)
         pool[t], pool[j] = pool[j], pool[t]
     outputs = np.sort(pool[:n_out])
-    while True:
-        failing = -1
-        for _ in range(p.exc_retries):
-            stats[EXCITATION_DRAWS] += 1
-            if not draw_excitation(state, p, n_roots, noise, work, xbuf, sampler, augmented):
-                stats[FAILED] = 1
-                return False
-            values[:n_roots] = xbuf[:n_roots]
-            failing = -1
-            for v in range(n_roots, n_nodes):
-                outcome = _evaluate_node(p, v, node, values, local, stack, scalar, is_scalar)
-                if outcome != ACCEPTED:
-                    stats[outcome] += 1
-                    failing = v
-                    break
-            if failing < 0:
-                for j in range(n_out):
-                    for t in range(ybuf.size):
-                        ybuf[t] = round_value(values[outputs[j], t], p.round_mode)
-                    outcome = check_output(ybuf, p.max_abs, p.min_rel_std)
-                    if outcome != ACCEPTED:
-                        stats[outcome] += 1
-                        failing = outputs[j]
-                        break
-                    y_out[j] = ybuf
-            if failing < 0:
-                break
-        if failing < 0:
-            break
-        if stats[EXPRESSION_DRAWS] >= p.max_expr_draws:
+    while True:  # one excitation draw per pass; failing nodes are redrawn on it first
+        stats[EXCITATION_DRAWS] += 1
+        if not draw_excitation(state, p, n_roots, noise, work, xbuf, sampler, augmented):
             stats[FAILED] = 1
             return False
-        _refit_from(state, p, failing, n_nodes, n_roots, node, comp, stats)
+        values[:n_roots] = xbuf[:n_roots]
+        first = n_roots
+        for _ in range(PROGRAM_REDRAWS + 1):
+            failing = _evaluate_from(p, first, n_nodes, outputs, node, scratch, y_out, stats)
+            if failing < 0:
+                break
+            if stats[EXPRESSION_DRAWS] >= p.max_expr_draws:
+                stats[FAILED] = 1
+                return False
+            _refit_from(state, p, failing, n_nodes, n_roots, node, comp, stats)
+            first = failing
+        if failing < 0:
+            break
     for c in range(n_roots):
         x_out[c] = xbuf[c]
     for j in range(n_out):
