@@ -157,3 +157,15 @@ def test_bad_graph_config_names_the_field(changes, name):
 def test_graph_with_given_expressions_is_refused():
     with pytest.raises(ValueError, match="graph"):
         GenerateConfig.for_expressions(["x_0 + x_1"], graph=True, min_nodes=4)
+
+
+def test_strings_rendered_in_blocks_equal_one_rendering(batch, monkeypatch):
+    from s2gen.generators import pairs
+    from s2gen.symbols.render import infix_batch
+
+    whole = infix_batch(batch.code, batch.arg, batch.plen, batch.n_out)
+    monkeypatch.setattr(pairs, "RENDER_BYTES", 50_000)  # blocks of a few rows
+    np.testing.assert_array_equal(batch.expressions(), whole)
+    nodes = batch.graph.expressions()
+    assert nodes.shape == (600, 12)
+    assert nodes[3, batch.n_in[3]] == batch.graph.expression(3, int(batch.n_in[3]))

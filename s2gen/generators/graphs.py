@@ -11,10 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from s2gen.config import GenerateConfig
-from s2gen.generators.pairs import Batch, node_program_length, program_length
+from s2gen.generators.pairs import Batch, infix_in_blocks, node_program_length, program_length
 from s2gen.kernels.graph import generate_graph_rows
 from s2gen.kernels.pairs import STAT_NAMES, KernelParams
-from s2gen.symbols.render import infix_batch, to_infix
+from s2gen.symbols.render import to_infix
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class GraphBatch:
 
     def expressions(self) -> np.ndarray:
         """StringDType[n, N] each node's expression over its parents; "" for inputs, padding."""
-        return infix_batch(self.code, self.arg, self.plen, self.n_nodes)
+        return infix_in_blocks(self.code, self.arg, self.plen, self.n_nodes)
 
     def expression(self, i: int, v: int) -> str:
         """Node v's expression of row i over its parents x_0.. (in parent order)."""
@@ -79,9 +79,6 @@ def generate_graph_batch(config: GenerateConfig, seeds: np.ndarray, params: Kern
         np.zeros((n, nodes, node_len), np.int32),
         np.zeros((n, nodes), np.int16),
         np.zeros((n, c_out), np.uint8),  # output_node
-        np.zeros((n, nodes, cap), np.int8),  # composed programs of every node (scratch)
-        np.zeros((n, nodes, cap), np.int32),
-        np.zeros((n, nodes), np.int16),
     )
     stats = np.zeros((n, len(STAT_NAMES)), np.int64)
     if n:

@@ -24,7 +24,7 @@ from s2gen.kernels.sarima import fitting_periods, max_simulated_steps
 from s2gen.symbols import vocabulary as vocab
 from s2gen.symbols.operators import BY_NAME
 from s2gen.symbols.parse import program_of
-from s2gen.symbols.render import infix_batch, to_infix
+from s2gen.symbols.render import infix_batch, infix_width, to_infix
 
 if TYPE_CHECKING:
     from s2gen.generators.graphs import GraphBatch
@@ -164,6 +164,26 @@ def kernel_params(config: GenerateConfig) -> KernelParams:
     )
 
 
+RENDER_BYTES = 1 << 25  # bound on the text buffer of one rendering call
+
+
+def infix_in_blocks(code, arg, plen, counts) -> np.ndarray:
+    """``infix_batch`` over blocks of rows whose text buffer stays under ``RENDER_BYTES``.
+
+    The buffer reserves ``infix_width(P)`` bytes per program: for long
+    programs (graph pairs) a whole shard's would take hundreds of MB.
+    """
+    n, channels, width = code.shape
+    rows = max(1, RENDER_BYTES // max(1, channels * infix_width(width)))
+    if rows >= n:
+        return infix_batch(code, arg, plen, counts)
+    blocks = [
+        infix_batch(code[a : a + rows], arg[a : a + rows], plen[a : a + rows], counts[a : a + rows])
+        for a in range(0, n, rows)
+    ]
+    return np.concatenate(blocks)
+
+
 @dataclass(frozen=True)
 class Batch:
     """Generated pairs, row-aligned.
@@ -231,7 +251,7 @@ class Batch:
 
     def expressions(self) -> np.ndarray:
         """StringDType[n, C_out] infix strings; "" for padding outputs."""
-        return infix_batch(self.code, self.arg, self.plen, self.n_out)
+        return infix_in_blocks(self.code, self.arg, self.plen, self.n_out)
 
     def expression(self, i: int, j: int = 0) -> str:
         """Infix string of output j of row i."""

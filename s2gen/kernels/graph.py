@@ -250,15 +250,16 @@ def generate_graph_row(p, seed, scratch, out, stats):
 
     ``scratch`` = (roots float64[max_in, L], values float64[max_nodes, L],
     local float64[max_parents, L], stack, scalar, is_scalar, noise, work, y
-    float64[L]); ``out`` = (x, y, n_in, n_out, sampler, augmented, code, arg,
-    plen, n_nodes, n_parents, parents, node_code, node_arg, node_plen,
-    output_node, comp_code, comp_arg, comp_len) with the node arrays sized
-    [max_nodes, ...] and comp_* the composed programs of every node.
+    float64[L], comp_code int8[max_nodes, cap], comp_arg int32[max_nodes, cap],
+    comp_len int16[max_nodes]) with comp_* the composed programs of every
+    node; ``out`` = (x, y, n_in, n_out, sampler, augmented, code, arg, plen,
+    n_nodes, n_parents, parents, node_code, node_arg, node_plen, output_node)
+    with the node arrays sized [max_nodes, ...].
     """
     xbuf, values, noise, work = scratch[0], scratch[1], scratch[6], scratch[7]
+    comp_code, comp_arg, comp_len = scratch[9], scratch[10], scratch[11]
     (x_out, y_out, n_in_out, n_out_out, sampler, augmented, code, arg, plen, n_nodes_out,
-     n_parents, parents, node_code, node_arg, node_plen, output_node, comp_code, comp_arg,
-     comp_len) = out  # fmt: skip
+     n_parents, parents, node_code, node_arg, node_plen, output_node) = out  # fmt: skip
     node = (n_parents, parents, node_code, node_arg, node_plen)
     comp = (comp_code, comp_arg, comp_len)
     state = new_state(seed)
@@ -316,9 +317,8 @@ def generate_graph_rows(p, seeds, out, stats):
     ``out`` holds the row-major batch arrays: x [n, C_in, L], y [n, C_out, L],
     n_in, n_out [n], sampler, augmented [n, C_in], code, arg [n, C_out, cap],
     plen [n, C_out], n_nodes [n], n_parents [n, N], parents [n, N, max_parents],
-    node_code, node_arg [n, N, P_node], node_plen [n, N], output_node [n, C_out],
-    comp_code, comp_arg [n, N, cap], comp_len [n, N] (N = max_nodes); stats
-    int64[n, len(STAT_NAMES)].
+    node_code, node_arg [n, N, P_node], node_plen [n, N], output_node [n, C_out]
+    (N = max_nodes); stats int64[n, len(STAT_NAMES)].
     """
     n = seeds.size
     L = p.length
@@ -335,12 +335,14 @@ def generate_graph_rows(p, seeds, out, stats):
             np.empty(p.sim_len),
             np.empty(p.sim_len),
             np.empty(L),
+            np.zeros((p.graph_max_nodes, p.graph_cap), np.int8),
+            np.zeros((p.graph_max_nodes, p.graph_cap), np.int32),
+            np.zeros(p.graph_max_nodes, np.int16),
         )
         for i in range(b * ROWS_PER_BLOCK, min(n, (b + 1) * ROWS_PER_BLOCK)):
             row = (
                 out[0][i], out[1][i], out[2][i : i + 1], out[3][i : i + 1], out[4][i],
                 out[5][i], out[6][i], out[7][i], out[8][i], out[9][i : i + 1], out[10][i],
-                out[11][i], out[12][i], out[13][i], out[14][i], out[15][i], out[16][i],
-                out[17][i], out[18][i],
+                out[11][i], out[12][i], out[13][i], out[14][i], out[15][i],
             )  # fmt: skip
             generate_graph_row(p, seeds[i], scratch, row, stats[i])
