@@ -12,7 +12,7 @@ import click
 from click.core import ParameterSource
 
 from s2gen.cli_errors import ErrorGroup, read_config_file
-from s2gen.config import SAMPLER_PRESETS, SAMPLERS, GenerateConfig, StoreConfig
+from s2gen.config import AUGMENTATIONS, SAMPLER_PRESETS, SAMPLERS, GenerateConfig, StoreConfig
 from s2gen.evaluate.cli import evaluate, finetune
 from s2gen.oats.cli import oats
 from s2gen.pretrain.cli import embed, pretrain
@@ -67,6 +67,9 @@ GENERATION_OPTIONS = {
     "max_unary_ops": "max_unary_ops",
     "const_leaf_prob": "const_leaf_prob",
     "max_abs_output": "max_abs_output",
+    "graph": "graph",
+    "min_nodes": "min_nodes",
+    "max_nodes": "max_nodes",
 }
 STORE_OPTIONS = ("chunk_rows", "shard_rows", "compressor")
 # config field -> the option that sets it, for the hint of a config error
@@ -163,6 +166,10 @@ def build_generation(ctx: click.Context, options: dict) -> tuple[GenerateConfig,
     if options.get("samplers"):
         settings["sampler_weights"] = _parse_weights(
             options["samplers"], "--samplers", "arma=1,kernel_synth=0.5"
+        )
+    if options.get("augment"):
+        settings["augment"] = _parse_weights(
+            options["augment"], "--augment", "jitter=0.3,scaling=0.2"
         )
     expressions = tuple(options.get("expr") or ()) or tuple(settings.pop("expressions", ()))
     for option in STORE_OPTIONS:
@@ -323,6 +330,22 @@ def main() -> None:
     type=click.Choice(sorted(SAMPLER_PRESETS)),
     default=None,
     help="A named family mix: paper (default), reference (the reference generator's), all.",
+)
+@click.option(
+    "--graph",
+    is_flag=True,
+    help="Graph pairs: a random DAG whose inputs are KernelSynth draws (unless --samplers) and "
+    "whose other nodes are expressions of their parents; outputs are nodes, stored as "
+    "expressions of the inputs. Needs --min-nodes >= max inputs + max outputs.",
+)
+@click.option("--min-nodes", type=int, default=4, show_default=True, help="Graph nodes, at least.")
+@click.option("--max-nodes", type=int, default=8, show_default=True, help="Graph nodes, at most.")
+@click.option(
+    "--augment",
+    default="",
+    help=f"Augment input channels before f: probability per augmentation, e.g. "
+    f"'jitter=0.3,time_warp=0.2'; augmentations: {', '.join(AUGMENTATIONS)}. The store records "
+    "each channel's in the array 'augment'.",
 )
 @click.option(
     "--expr",

@@ -14,9 +14,13 @@ from s2gen.symbols.operators import BY_NAME, DEFAULT_WEIGHTS
 
 MAX_INPUT_DIM = 16  # variables x_0..x_15 are in the token vocabulary
 MAX_OUTPUT_DIM = 64
+MAX_NODES = 32  # graph nodes per pair (parents are stored as a uint32 bit mask)
 DTYPES = ("float32", "float16")
 MIXTURE_MODES = ("mixture", "segments")
-SAMPLERS = ("mixture", "arma", "kernel_synth", "trend_season", "imf")
+SAMPLERS = ("mixture", "arma", "kernel_synth", "trend_season", "imf", "sarima")
+# series augmentations in the order they are applied; bit k of the store's
+# ``augment`` mask is AUGMENTATIONS[k] (s2gen.kernels.augment)
+AUGMENTATIONS = ("time_warp", "window_slice", "frequency", "magnitude_warp", "scaling", "jitter")
 SAMPLER_PRESETS = {
     "paper": (),  # SymTime section 3.1: mixture with probability mixture_prob, else ARMA
     "reference": (  # the reference generator's default mix (s2generator.md section 3)
@@ -72,6 +76,10 @@ class GenerateConfig:
     kernel_synth_max_kernels : KernelSynth combines U{1..this} bank kernels.
     trend_season_noise_max : trend x seasonality noise scale ~ U(0, this).
     imf_noise_level : intrinsic-mode noise standard deviation, relative to RMS.
+    sarima_max_order : SARIMA p, q ~ U{0..this}.
+    sarima_max_seasonal_order : SARIMA P, Q ~ U{0..this}.
+    sarima_max_integration : SARIMA d + D <= this (d, D in 0..2 each;
+        ``s2gen.kernels.sarima`` says why 2 is the default).
     input_scale_max : X is multiplied by s ~ U(0, input_scale_max) after the
         per-channel z-score; 0 turns the scaling off (s = 1).
     binary_ops_offset : binary operators ~ U{0..M + offset} per output (3 gives
@@ -84,10 +92,23 @@ class GenerateConfig:
         below this times its max |y| (a (nearly) constant channel).
     max_trig_argument : a pair is rejected if sin, cos or tan receive an
         argument beyond this: there float64 rounding decides the value.
+    augment : probability of each augmentation (``AUGMENTATIONS``; missing
+        ones are 0) per input channel, applied to the z-scored channel before
+        the scale factor, so f is evaluated on the augmented x; empty: none.
     excitation_retries : excitation draws tried per expression draw before the
         failing expression is redrawn.
     max_expression_draws : expression draws per pair before generation gives
         up with an error (only reachable with a pathological config).
+    graph : graph pairs (``s2gen.kernels.graph``): a random DAG whose first
+        n_in nodes are the inputs (KernelSynth draws unless ``sampler_weights``
+        says otherwise) and whose other nodes are random expressions of their
+        parents; the outputs are n_out of those nodes, stored as expressions
+        composed over the inputs.
+    min_nodes, max_nodes : graph nodes N ~ U{min..max}; min_nodes must leave
+        room for the inputs and outputs (>= max_input_dim + max_output_dim).
+    graph_max_parents : a node has U{1..this} candidate parents.
+    graph_max_length : largest composed program (nodes) of a graph node; a
+        node whose composition is longer draws its program again.
     expressions : given expressions f_j (text over x_0..x_15 in the language of
         ``s2gen.symbols.grammar``) instead of sampled ones: every pair has
         exactly these outputs (min/max_output_dim = their number) and only
@@ -112,6 +133,9 @@ class GenerateConfig:
     kernel_synth_max_kernels: int = 5
     trend_season_noise_max: float = 0.1
     imf_noise_level: float = 0.05
+    sarima_max_order: int = 3
+    sarima_max_seasonal_order: int = 2
+    sarima_max_integration: int = 2
     input_scale_max: float = 16.0
     binary_ops_offset: int = 3
     max_unary_ops: int = 5
@@ -122,8 +146,14 @@ class GenerateConfig:
     max_abs_output: float = 1e4
     min_relative_std: float = 1e-3
     max_trig_argument: float = 1e4
+    augment: tuple[tuple[str, float], ...] = ()
     excitation_retries: int = 3
     max_expression_draws: int = 1000
+    graph: bool = False
+    min_nodes: int = 4
+    max_nodes: int = 8
+    graph_max_parents: int = 3
+    graph_max_length: int = 128
     expressions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -158,6 +188,9 @@ class GenerateConfig:
         check_int("kernel_synth_max_kernels", self.kernel_synth_max_kernels, 1, 16)
         check_float("trend_season_noise_max", self.trend_season_noise_max, 0.0, 1.0)
         check_float("imf_noise_level", self.imf_noise_level, 0.0, 10.0)
+        check_int("sarima_max_order", self.sarima_max_order, 0, 10)
+        check_int("sarima_max_seasonal_order", self.sarima_max_seasonal_order, 0, 4)
+        check_int("sarima_max_integration", self.sarima_max_integration, 0, 4)
         check_float("input_scale_max", self.input_scale_max, 0.0, 1e6)
         check_int("binary_ops_offset", self.binary_ops_offset, 0, 16)
         check_int("max_unary_ops", self.max_unary_ops, 0, 16)
@@ -166,10 +199,34 @@ class GenerateConfig:
         check_float("max_abs_output", self.max_abs_output, 1e-6, 6e4)
         check_float("min_relative_std", self.min_relative_std, 0.0, 1.0)
         check_float("max_trig_argument", self.max_trig_argument, 1.0, 1e15)
+        self._check_augment()
         check_int("excitation_retries", self.excitation_retries, 1, 1000)
         check_int("max_expression_draws", self.max_expression_draws, 1, 10**6)
+        self._check_graph()
         if self.expressions:
             self._check_expressions()
+
+    def _check_graph(self) -> None:
+        if not isinstance(self.graph, bool):
+            fail("graph", self.graph, "it must be true or false")
+        check_int("min_nodes", self.min_nodes, 2, MAX_NODES)
+        check_int("max_nodes", self.max_nodes, 2, MAX_NODES)
+        if self.min_nodes > self.max_nodes:
+            fail("min_nodes", self.min_nodes, f"it must not exceed max_nodes={self.max_nodes}")
+        check_int("graph_max_parents", self.graph_max_parents, 1, MAX_INPUT_DIM)
+        check_int("graph_max_length", self.graph_max_length, 16, 4096)
+        if not self.graph:
+            return
+        needed = self.max_input_dim + self.max_output_dim
+        if self.min_nodes < needed:
+            fail(
+                "min_nodes",
+                self.min_nodes,
+                f"a graph needs room for max_input_dim={self.max_input_dim} inputs and "
+                f"max_output_dim={self.max_output_dim} outputs: set min_nodes >= {needed}",
+            )
+        if self.expressions:
+            fail("graph", self.graph, "graph pairs sample their expressions: drop expressions")
 
     def _check_expressions(self) -> None:
         needed = _expression_inputs(self.expressions)
@@ -196,6 +253,16 @@ class GenerateConfig:
             check_float(f"sampler_weights[{name}]", w, 0.0, 1e6)
         if weights and sum(weights.values()) <= 0:
             fail("sampler_weights", weights, "give at least one sampler a weight > 0")
+
+    def _check_augment(self) -> None:
+        given = dict(self.augment)
+        unknown = sorted(set(given) - set(AUGMENTATIONS))
+        if unknown:
+            fail(
+                "augment", unknown, f"unknown augmentation(s); known are {', '.join(AUGMENTATIONS)}"
+            )
+        for name, chance in given.items():
+            check_float(f"augment[{name}]", chance, 0.0, 1.0)
 
     def _check_operator_weights(self) -> None:
         weights = dict(self.operator_weights)
@@ -259,6 +326,7 @@ class GenerateConfig:
         out = dataclasses.asdict(self)
         out["operator_weights"] = dict(self.operator_weights)
         out["sampler_weights"] = dict(self.sampler_weights)
+        out["augment"] = dict(self.augment)
         return out
 
     @classmethod
@@ -286,6 +354,10 @@ class GenerateConfig:
             given = data["sampler_weights"]
             given = given.items() if isinstance(given, dict) else given
             data["sampler_weights"] = tuple((str(k), float(v)) for k, v in given)
+        if "augment" in data:
+            given = data["augment"]
+            given = given.items() if isinstance(given, dict) else given
+            data["augment"] = tuple((str(k), float(v)) for k, v in given)
         if "expressions" in data:
             data["expressions"] = tuple(str(e) for e in data["expressions"])
         return cls(**data)

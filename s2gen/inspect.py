@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from s2gen import store as s2store
+from s2gen.config import AUGMENTATIONS
 from s2gen.generators.pairs import generate_pair
 from s2gen.kernels.seeds import row_seeds
 from s2gen.symbols import vocabulary as vocab
@@ -224,6 +225,70 @@ def _check_row(view, i: int, row: dict, report: Report) -> None:
     again = generate_pair(config, int(row["seed"]))
     if not (np.array_equal(again.x[0], x) and np.array_equal(again.y[0], y)):
         report.fail(i, "regenerating the pair from (config, seed) gives other values")
+    if "augment" in row:
+        _check_augment(i, row["augment"], m, again.augment[0], report)
+    if "n_nodes" in row:
+        _check_graph(config, i, row, m, n, report)
+        _check_graph_regenerates(i, row, again, report)
+
+
+def _check_augment(i: int, stored: np.ndarray, m: int, again: np.ndarray, report: Report) -> None:
+    if stored[m:].any() or stored[:m].max(initial=0) >= 1 << len(AUGMENTATIONS):
+        report.fail(i, f"augment masks {stored.tolist()} have padding or unknown bits set")
+    elif not np.array_equal(stored, again):
+        report.fail(i, "augment masks differ from the regenerated pair's")
+
+
+def _check_graph(config, i: int, row: dict, m: int, n: int, report: Report) -> None:
+    """Graph rows: a DAG in topological order whose nodes, evaluated one by one through their
+    parents on the stored x, give the stored y."""
+    nodes = int(row["n_nodes"])
+    masks = [int(v) for v in row["node_parents"]]
+    texts = [str(t) for t in row["node_expr"]]
+    outputs = [int(v) for v in row["output_node"]]
+    if not (config.min_nodes <= nodes <= config.max_nodes and m < nodes):
+        report.fail(i, f"n_nodes={nodes} is outside [{config.min_nodes}, {config.max_nodes}]")
+        return
+    if any(masks[:m]) or any(masks[nodes:]) or any(texts[:m]) or any(texts[nodes:]):
+        report.fail(i, "input or padding nodes have parents or expressions")
+        return
+    if (
+        any(outputs[n:])
+        or len(set(outputs[:n])) != n
+        or not all(m <= v < nodes for v in outputs[:n])
+    ):
+        report.fail(i, f"output nodes {outputs[:n]} are not distinct non-input nodes")
+        return
+    values = list(row["x"][:m].astype(np.float64))
+    for v in range(m, nodes):
+        parents = s2store.parents_of(masks[v])
+        if not parents or parents[-1] >= v:
+            report.fail(i, f"node {v} has parents {parents}: the graph is not a DAG in node order")
+            return
+        used = sorted(str(s) for s in parse_infix(texts[v]).free_symbols)
+        if used != sorted(f"x_{k}" for k in range(len(parents))):
+            report.fail(i, f"node {v}'s expression uses {used}, not its {len(parents)} parents")
+            return
+        values.append(lambdify(texts[v], len(parents))(np.stack([values[p] for p in parents])))
+    for j, v in enumerate(outputs[:n]):
+        stored = row["y"][j]
+        with np.errstate(all="ignore"):
+            want = values[v].astype(stored.dtype).astype(np.float64)
+        gap = np.abs(want - stored.astype(np.float64))
+        if not (gap <= np.spacing(np.abs(stored)).astype(np.float64)).all():
+            report.fail(i, f"output {j}: node {v} evaluated through its parents differs from y")
+
+
+def _check_graph_regenerates(i: int, row: dict, again, report: Report) -> None:
+    graph = again.graph
+    same = (
+        int(row["n_nodes"]) == int(graph.n_nodes[0])
+        and np.array_equal(row["node_parents"], graph.parent_masks()[0])
+        and np.array_equal(row["output_node"], graph.output_node[0])
+        and [str(t) for t in row["node_expr"]] == [str(t) for t in graph.expressions()[0]]
+    )
+    if not same:
+        report.fail(i, "the graph differs from the regenerated pair's")
 
 
 def validate(path: str, sample: int | None = 1000, seed: int = 0) -> Report:
@@ -259,6 +324,13 @@ def describe_pair(view: s2store.S2Store, index: int) -> str:
     ]
     for c, series in enumerate(pair.x):
         lines.append(f"  x_{c}: {_stats(series)}")
+    if pair.augment is not None:
+        lines.append(
+            "augmented: "
+            + ", ".join(f"x_{c}={augmentation_names(int(m))}" for c, m in enumerate(pair.augment))
+        )
+    if pair.graph is not None:
+        lines.extend(describe_graph(pair.graph, len(pair.x)))
     for j, text in enumerate(pair.expr):
         try:
             tree = parse_infix(text)
@@ -270,6 +342,26 @@ def describe_pair(view: s2store.S2Store, index: int) -> str:
             lines.append(sp.pretty(tree, use_unicode=False))
         lines.append(f"  y_{j}: {_stats(pair.y[j])}")
     return "\n".join(lines)
+
+
+def describe_graph(graph: s2store.Graph, n_in: int) -> list[str]:
+    """Lines for ``show``: each node with its parents and its expression over them."""
+    outputs = {v: j for j, v in enumerate(graph.output_node)}
+    lines = [f"graph: {len(graph.parents)} nodes, inputs are nodes 0..{n_in - 1}"]
+    for v, (parents, text) in enumerate(zip(graph.parents, graph.expr, strict=True)):
+        tag = f" -> y_{outputs[v]}" if v in outputs else ""
+        if v < n_in:
+            lines.append(f"  node {v} = x_{v} (input){tag}")
+            continue
+        names = ", ".join(f"x_{k}=node {p}" for k, p in enumerate(parents))
+        lines.append(f"  node {v} <- {parents}{tag}: {text}   [{names}]")
+    return lines
+
+
+def augmentation_names(mask: int) -> str:
+    """'time_warp+jitter' for a mask with those bits; 'none' for 0."""
+    names = [name for k, name in enumerate(AUGMENTATIONS) if mask & (1 << k)]
+    return "+".join(names) or "none"
 
 
 def _stats(series: np.ndarray) -> str:
@@ -287,15 +379,59 @@ def plot_pair(view: s2store.S2Store, index: int, out: str) -> None:
     except ImportError as exc:
         raise ImportError("--plot needs matplotlib: pip install 's2gen[plot]'") from exc
     pair = view[index]
-    fig, axes = plt.subplots(2, 1, figsize=(9, 5), sharex=True)
+    if pair.graph is None:
+        fig, axes = plt.subplots(2, 1, figsize=(9, 5), sharex=True)
+    else:
+        fig = plt.figure(figsize=(9, 8))
+        axes = [fig.add_subplot(3, 1, 1)]
+        axes.append(fig.add_subplot(3, 1, 2, sharex=axes[0]))
+        draw_graph(fig.add_subplot(3, 1, 3), pair.graph, len(pair.x))
     for c, series in enumerate(pair.x):
         axes[0].plot(series, lw=0.8, label=f"x_{c}")
     for j, series in enumerate(pair.y):
         axes[1].plot(series, lw=0.8, label=f"y_{j}")
     axes[0].set_title(f"pair {pair.index}: inputs")
     axes[1].set_title("outputs")
-    for ax in axes:
+    for ax in axes[:2]:
         ax.legend(loc="upper right", fontsize=7)
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)
+
+
+def graph_layout(parents: list[list[int]]) -> list[tuple[int, int]]:
+    """(layer, slot) per node: layer = longest path from an input, slot = order in the layer."""
+    layers: list[int] = []
+    for ps in parents:
+        layers.append(1 + max(layers[p] for p in ps) if ps else 0)
+    slots: dict[int, int] = {}
+    out = []
+    for layer in layers:
+        out.append((layer, slots.get(layer, 0)))
+        slots[layer] = slots.get(layer, 0) + 1
+    return out
+
+
+def draw_graph(ax, graph: s2store.Graph, n_in: int) -> None:
+    """Draw a pair's DAG on a matplotlib axis: inputs left, outputs marked y_j."""
+    where = graph_layout(graph.parents)
+    outputs = {v: j for j, v in enumerate(graph.output_node)}
+    for v, ps in enumerate(graph.parents):
+        for p in ps:
+            ax.annotate(
+                "",
+                xy=where[v],
+                xytext=where[p],
+                arrowprops={"arrowstyle": "->", "color": "0.5", "shrinkA": 9, "shrinkB": 9},
+            )
+    for v, (layer, slot) in enumerate(where):
+        label = f"x_{v}" if v < n_in else f"n{v}"
+        if v in outputs:
+            label += f"\ny_{outputs[v]}"
+        color = "tab:blue" if v < n_in else ("tab:orange" if v in outputs else "0.85")
+        ax.text(layer, slot, label, ha="center", va="center", fontsize=8,
+                bbox={"boxstyle": "round", "fc": color, "ec": "0.3"})  # fmt: skip
+    ax.set_xlim(-0.5, max(w[0] for w in where) + 0.5)
+    ax.set_ylim(-0.7, max(w[1] for w in where) + 0.7)
+    ax.set_title("graph (inputs blue, outputs orange; each node is an expression of its parents)")
+    ax.axis("off")

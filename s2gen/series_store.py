@@ -74,6 +74,8 @@ def write_series(
         max_input_dim=c,
         min_output_dim=1,
         max_output_dim=1,
+        augment=(),
+        graph=False,
     )
     layout = store_config or StoreConfig()
     with writer_lock(path):

@@ -31,9 +31,15 @@ from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 
 from s2gen import __version__
-from s2gen.config import GenerateConfig, StoreConfig
+from s2gen.config import AUGMENTATIONS, GenerateConfig, StoreConfig
 from s2gen.file_writer import wait_for_write_back, write_atomically
-from s2gen.generators.pairs import Batch, program_length, sampler_weights, token_length
+from s2gen.generators.pairs import (
+    Batch,
+    node_program_length,
+    program_length,
+    sampler_weights,
+    token_length,
+)
 from s2gen.kernels.excitation import SAMPLER_CODES
 from s2gen.kernels.pairs import STAT_NAMES
 from s2gen.shard_encoding import shard_encoder
@@ -46,7 +52,7 @@ ATTRS_KEY = "s2gen"
 BOOKKEEPING = "_s2gen"
 COMMITS = f"{BOOKKEEPING}/shards"
 OBJECTS = f"{BOOKKEEPING}/objects"
-ARRAY_NAMES = ("x", "y", "n_in", "n_out", "expr", "tokens", "sampler", "seed")
+ARRAY_NAMES = ("x", "y", "n_in", "n_out", "expr", "tokens", "sampler", "seed")  # every store
 CHECKSUM = "crc32c"
 PRIVATE_PREFIX = ".s2gen-"  # lock, lease, creation marker, write probe: not store data
 CREATING = f"{PRIVATE_PREFIX}creating"  # present while a creation has not finished
@@ -73,12 +79,37 @@ def array_specs(config: GenerateConfig, n: int) -> dict[str, tuple[tuple[int, ..
         "tokens": ((n, c_out, token_length(config)), "int16"),
         "sampler": ((n, c_in), "uint8"),
         "seed": ((n,), "uint64"),
+        **optional_array_specs(config, n),
     }
 
 
+def optional_array_specs(config: GenerateConfig, n: int) -> dict[str, tuple[tuple[int, ...], Any]]:
+    """Arrays only some stores have: ``augment`` when the config augments inputs, and the
+    graph's ``n_nodes``, ``node_parents``, ``node_expr``, ``output_node`` in graph mode."""
+    specs: dict[str, tuple[tuple[int, ...], Any]] = {}
+    if config.augment:
+        specs["augment"] = ((n, config.max_input_dim), "uint8")
+    if config.graph:
+        specs["n_nodes"] = ((n,), "uint8")
+        specs["node_parents"] = ((n, config.max_nodes), "uint32")
+        specs["node_expr"] = ((n, config.max_nodes), str)
+        specs["output_node"] = ((n, config.max_output_dim), "uint8")
+    return specs
+
+
+def array_names(config: GenerateConfig) -> tuple[str, ...]:
+    """Names of the arrays of a store made with ``config`` (``ARRAY_NAMES`` first); also the
+    order of the arrays in ``_s2gen/objects``."""
+    return tuple(array_specs(config, 0))
+
+
+def _stored_names(group) -> tuple[str, ...]:
+    return array_names(GenerateConfig.from_dict(group.attrs[ATTRS_KEY]["config"]))
+
+
 def batch_columns(batch: Batch, tokens_len: int) -> dict[str, np.ndarray]:
-    """The rows of every array (``ARRAY_NAMES``) for a generated batch."""
-    return {
+    """The rows of every array of the store for a generated batch (optional ones when present)."""
+    columns = {
         "x": batch.x,
         "y": batch.y,
         "n_in": batch.n_in,
@@ -88,6 +119,14 @@ def batch_columns(batch: Batch, tokens_len: int) -> dict[str, np.ndarray]:
         "sampler": batch.sampler,
         "seed": batch.seeds,
     }
+    if batch.augment is not None:
+        columns["augment"] = batch.augment
+    if batch.graph is not None:
+        columns["n_nodes"] = batch.graph.n_nodes
+        columns["node_parents"] = batch.graph.parent_masks()
+        columns["node_expr"] = batch.graph.expressions()
+        columns["output_node"] = batch.graph.output_node
+    return columns
 
 
 def _compressors(name: str, dtype: Any):
@@ -108,8 +147,8 @@ def operator_table() -> list[dict[str, Any]]:
     ]
 
 
-def _objects_attr() -> dict[str, Any]:
-    return {"arrays": list(ARRAY_NAMES), "checksum": CHECKSUM}
+def _objects_attr(config: GenerateConfig) -> dict[str, Any]:
+    return {"arrays": list(array_names(config)), "checksum": CHECKSUM}
 
 
 def _header(config: GenerateConfig, store_config: StoreConfig, n: int) -> dict[str, Any]:
@@ -126,10 +165,22 @@ def _header(config: GenerateConfig, store_config: StoreConfig, n: int) -> dict[s
         "sampler_codes": {"padding": 0, **SAMPLER_CODES},
         "sampler_weights": sampler_weights(config),
         "stat_names": list(STAT_NAMES),
-        "objects": _objects_attr(),
+        "objects": _objects_attr(config),
         "rows_written": 0,
         "acceptance": {},
+        **optional_attributes(config),
     }
+
+
+def optional_attributes(config: GenerateConfig) -> dict[str, Any]:
+    """Attributes only some stores have: the bit of each augmentation with ``augment``, the
+    node program length in graph mode."""
+    attributes: dict[str, Any] = {}
+    if config.augment:
+        attributes["augment_bits"] = {name: 1 << k for k, name in enumerate(AUGMENTATIONS)}
+    if config.graph:
+        attributes["node_program_length"] = node_program_length(config)
+    return attributes
 
 
 def is_local(path: str) -> bool:
@@ -294,17 +345,17 @@ def create(path: str, config: GenerateConfig, store_config: StoreConfig, n: int)
         fill_value=-1,
         compressors=None,
     )
-    _create_object_records(group, shards)
+    _create_object_records(group, shards, len(array_names(config)))
     delete_object(path, CREATING)
 
 
-def _create_object_records(group, shards: int) -> None:
+def _create_object_records(group, shards: int, arrays: int) -> None:
     """``_s2gen/objects``: (shards, arrays, 2) int64, one chunk per shard, -1 = no record."""
     group.require_group(BOOKKEEPING).create_array(
         "objects",
-        shape=(shards, len(ARRAY_NAMES), 2),
+        shape=(shards, arrays, 2),
         dtype="int64",
-        chunks=(1, len(ARRAY_NAMES), 2),
+        chunks=(1, arrays, 2),
         fill_value=-1,
         compressors=None,
     )
@@ -314,7 +365,7 @@ def add_object_records(path: str) -> None:
     """Give a format-1 store an empty ``_s2gen/objects`` (the first step of its upgrade)."""
     group = zarr.open_group(path, mode="r+")
     if OBJECTS not in group:
-        _create_object_records(group, group[COMMITS].shape[0])
+        _create_object_records(group, group[COMMITS].shape[0], len(_stored_names(group)))
 
 
 def finish_upgrade(path: str) -> None:
@@ -324,8 +375,10 @@ def finish_upgrade(path: str) -> None:
     upgraded store's files equal those of a store generated in format 2.
     """
     group = zarr.open_group(path, mode="r+")
-    header = dict(group.attrs[ATTRS_KEY], format_version=FORMAT_VERSION, objects=_objects_attr())
-    config = GenerateConfig.from_dict(header["config"])
+    config = GenerateConfig.from_dict(group.attrs[ATTRS_KEY]["config"])
+    header = dict(
+        group.attrs[ATTRS_KEY], format_version=FORMAT_VERSION, objects=_objects_attr(config)
+    )
     order = _header(config, StoreConfig.from_dict(header["store"]), int(header["rows"]))
     group.attrs[ATTRS_KEY] = {
         **{key: header[key] for key in order if key in header},
@@ -336,7 +389,7 @@ def finish_upgrade(path: str) -> None:
 def resize(path: str, n: int) -> None:
     """Change the row count of every array and of the header (for extension)."""
     group = zarr.open_group(path, mode="r+")
-    for name in ARRAY_NAMES:
+    for name in _stored_names(group):
         array = group[name]
         array.resize((n,) + array.shape[1:])
     shards = shard_count(n, group["seed"].shards[0])
@@ -442,7 +495,7 @@ def write_shard_objects(
     """
     wait_for_write_back()  # the previous shard's, so at most one shard is in flight
     group = zarr.open_group(path, mode="r+")
-    arrays = {name: group[name] for name in ARRAY_NAMES}  # each opening reads its metadata
+    arrays = {name: group[name] for name in columns}  # each opening reads its metadata
     objects = _encode_shard(arrays, k, columns)
     records, written = {}, []
     for name, parts in objects.items():
@@ -467,9 +520,10 @@ class ShardCommitter:
     def __init__(self, path: str) -> None:
         group = zarr.open_group(path, mode="r+")
         self.commits, self.objects = group[COMMITS], group[OBJECTS]
+        self.names = _stored_names(group)
 
     def commit(self, k: int, stats: dict[str, int], records: dict[str, tuple[int, int]]) -> None:
-        self.objects[k] = np.array([records[name] for name in ARRAY_NAMES], np.int64)
+        self.objects[k] = np.array([records[name] for name in self.names], np.int64)
         self.commits[k] = np.array([stats[name] for name in STAT_NAMES], np.int64)
 
 
@@ -483,7 +537,7 @@ def drop_shard(path: str, k: int) -> None:
     """Forget shard k (its commit first, then its objects) so that it is rewritten."""
     group = zarr.open_group(path, mode="r+")
     group[COMMITS][k] = -1
-    for name in ARRAY_NAMES:
+    for name in _stored_names(group):
         sync(group.store.delete(_shard_key(group[name], k)))
 
 
@@ -607,12 +661,13 @@ def check_shards(path: str, hashes: bool = False, shards=None) -> list[Damage]:
     header = dict(group.attrs[ATTRS_KEY])
     committed = sorted(shard_records(path)) if shards is None else sorted(shards)
     records = object_records(path)
-    arrays = {name: group[name] for name in ARRAY_NAMES}
-    keys = [(k, name, _shard_key(arrays[name], k)) for k in committed for name in ARRAY_NAMES]
+    names = _stored_names(group)
+    arrays = {name: group[name] for name in names}
+    keys = [(k, name, _shard_key(arrays[name], k)) for k in committed for name in names]
     sizes = _sizes(group.store, [key for _, _, key in keys])
     damages: list[Damage] = []
     for (k, name, key), size in zip(keys, sizes, strict=True):
-        a = ARRAY_NAMES.index(name)
+        a = names.index(name)
         if records is None:
             if size is None and _expected_without_records(header, name):
                 damages.append(Damage(k, name, f"object {key} is missing"))
@@ -659,7 +714,9 @@ class Pair:
     """One stored pair, trimmed to its real channels.
 
     x : [n_in, L]; y : [n_out, L]; expr : n_out strings; tokens : [n_out, T];
-    sampler : [n_in] family codes; seed : the pair's own seed.
+    sampler : [n_in] family codes; seed : the pair's own seed; augment : [n_in]
+    augmentation masks (None in a store without augmentation); graph : the
+    pair's DAG in a graph store (``Graph``), else None.
     """
 
     index: int
@@ -669,6 +726,28 @@ class Pair:
     tokens: np.ndarray
     sampler: np.ndarray
     seed: int
+    augment: np.ndarray | None = None
+    graph: "Graph | None" = None
+
+
+@dataclass(frozen=True)
+class Graph:
+    """The DAG of one stored graph pair (``--graph``).
+
+    parents : per node, the parent indices in increasing order (empty for the
+    inputs, nodes 0..n_in-1); expr : per node, its expression over its parents
+    x_0.. (x_i = its i-th parent; "" for the inputs); output_node : the node of
+    each output y_j.
+    """
+
+    parents: list[list[int]]
+    expr: list[str]
+    output_node: list[int]
+
+
+def parents_of(mask: int) -> list[int]:
+    """Node indices of the set bits of a ``node_parents`` mask, increasing."""
+    return [j for j in range(32) if mask >> j & 1]
 
 
 def header_config(path: str, header: dict[str, Any]) -> GenerateConfig:
@@ -700,8 +779,9 @@ class S2Store:
     def __init__(self, path: str, header: dict[str, Any], group) -> None:
         self.path = path
         self.header = header
-        self.arrays = {name: group[name] for name in ARRAY_NAMES}
         self.config = header_config(path, header)
+        self.names = array_names(self.config)
+        self.arrays = {name: group[name] for name in self.names}
         self.store_config = StoreConfig.from_dict(header["store"])
         self.vocabulary: list[str] = list(header["vocabulary"])
         self.chunk_rows = self.store_config.chunk_rows
@@ -717,14 +797,15 @@ class S2Store:
     def __repr__(self) -> str:
         return f"S2Store({self.path!r}, rows={len(self)}, length={self.config.length})"
 
-    def read(self, start: int, stop: int, fields=ARRAY_NAMES) -> dict[str, np.ndarray]:
-        """Rows [start, stop) of the named arrays.
+    def read(self, start: int, stop: int, fields=None) -> dict[str, np.ndarray]:
+        """Rows [start, stop) of the named arrays (default: all of this store's).
 
         Raises StoreError naming the array and shard if a committed shard's
         object is missing, has the wrong size or does not decode.
         """
         if not 0 <= start <= stop <= len(self):
             raise IndexError(f"rows [{start}, {stop}) are outside the store's {len(self)} rows")
+        fields = fields or self.names
         shards = range(start // self.shard_rows, -(-stop // self.shard_rows))
         for name in fields:
             for k in shards:
@@ -754,7 +835,7 @@ class S2Store:
             if size is None and _expected_without_records(self.header, name):
                 raise self._damaged(name, k, f"object {key} is missing")
         else:
-            record = self._records[k, ARRAY_NAMES.index(name)]
+            record = self._records[k, self.names.index(name)]
             problem = (
                 "no size and checksum recorded for its object"
                 if (record < 0).any()
@@ -788,6 +869,8 @@ class S2Store:
             tokens=row["tokens"][0, :n],
             sampler=row["sampler"][0, :m],
             seed=int(row["seed"][0]),
+            augment=row["augment"][0, :m] if "augment" in row else None,
+            graph=_graph_of(row, n) if "n_nodes" in row else None,
         )
 
     def complete_shards(self) -> list[int]:
@@ -803,6 +886,15 @@ class S2Store:
     def has_checksums(self) -> bool:
         """Whether the store records the size and CRC-32C of its objects (format 2)."""
         return self._records is not None
+
+
+def _graph_of(row: dict[str, np.ndarray], n_out: int) -> Graph:
+    nodes = int(row["n_nodes"][0])
+    return Graph(
+        parents=[parents_of(int(m)) for m in row["node_parents"][0, :nodes]],
+        expr=[str(e) for e in row["node_expr"][0, :nodes]],
+        output_node=[int(v) for v in row["output_node"][0, :n_out]],
+    )
 
 
 def open(path: str, allow_incomplete: bool = False) -> S2Store:  # noqa: A001

@@ -185,3 +185,64 @@ def dtw_band(x: np.ndarray, y: np.ndarray, window: int) -> float:
                 before = min(cost[i - 1, j - 1], cost[i - 1, j], cost[i, j - 1])
                 cost[i, j] = step[i - 1, j - 1] + before
     return float(cost[length, length])
+
+
+def seasonal_dense(poly, seasonal, s: int) -> np.ndarray:
+    """Dense coefficients of poly(B) * seasonal(B^s) (lag 0 first), by np.convolve."""
+    upsampled = np.zeros((len(seasonal) - 1) * s + 1)
+    upsampled[::s] = seasonal
+    return np.convolve(poly, upsampled)
+
+
+def sarima_arma_part(ar, seasonal_ar, ma, seasonal_ma, s: int, e: np.ndarray) -> np.ndarray:
+    """a(B) A(B^s) w = b(B) M(B^s) e from a zero start, by scipy.signal.lfilter."""
+    a = seasonal_dense(ar, seasonal_ar, s)
+    b = seasonal_dense(ma, seasonal_ma, s)
+    return signal.lfilter(b, a, e)
+
+
+def sarima_integrate(w: np.ndarray, d: int, D: int, s: int) -> np.ndarray:
+    """(1 - B^s)^-D (1 - B)^-d w from zero initial values: lfilter and np.cumsum."""
+    y = np.asarray(w, np.float64)
+    for _ in range(D):
+        y = signal.lfilter([1.0], np.r_[1.0, np.zeros(s - 1), -1.0], y)
+    for _ in range(d):
+        y = np.cumsum(y)
+    return y
+
+
+def lag_polynomial_roots(poly) -> np.ndarray:
+    """Roots of 1 + c_1 z + ... + c_n z^n (numpy wants the highest power first)."""
+    return np.roots(np.asarray(poly, np.float64)[::-1])
+
+
+def natural_spline(knot_values, L: int) -> np.ndarray:
+    """scipy's natural cubic spline through evenly spaced knots on [0, L - 1], at t = 0..L-1."""
+    from scipy.interpolate import CubicSpline
+
+    knots = np.linspace(0.0, L - 1.0, len(knot_values))
+    return CubicSpline(knots, knot_values, bc_type="natural")(np.arange(L))
+
+
+def time_warp(row, speed) -> np.ndarray:
+    """row read at the trapezoid integral of ``speed``, rescaled to [0, L - 1], by np.interp."""
+    tau = np.r_[0.0, np.cumsum(0.5 * (speed[1:] + speed[:-1]))]
+    tau = tau * ((len(row) - 1) / tau[-1])
+    tau[-1] = len(row) - 1
+    return np.interp(tau, np.arange(len(row)), row)
+
+
+def window_slice(row, start: int, width: int) -> np.ndarray:
+    """row[start:start + width] resampled to len(row) points by np.interp."""
+    L = len(row)
+    positions = start + np.arange(L) * (width - 1) / (L - 1)
+    positions[-1] = start + width - 1
+    return np.interp(positions, np.arange(L), row)
+
+
+def perturb_band(row, first_bin: int, factors, phases) -> np.ndarray:
+    """Bins first_bin.. of np.fft.rfft(row) times factors * exp(i phases), then irfft."""
+    spectrum = np.fft.rfft(row)
+    band = slice(first_bin, first_bin + len(factors))
+    spectrum[band] *= np.asarray(factors) * np.exp(1j * np.asarray(phases))
+    return np.fft.irfft(spectrum, n=len(row))

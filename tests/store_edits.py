@@ -15,8 +15,9 @@ def record_again(path: str, names=s2store.ARRAY_NAMES) -> None:
     """
     group = zarr.open_group(str(path), mode="r+")
     records = group["_s2gen/objects"]
+    order = group.attrs["s2gen"]["objects"]["arrays"]
     for name in names:
-        column = s2store.ARRAY_NAMES.index(name)
+        column = order.index(name)
         for k in range(records.shape[0]):
             data = s2store.read_object(str(path), s2store._shard_key(group[name], k))
             records[k, column] = np.array(s2store.fingerprint(None if data is None else [data]))

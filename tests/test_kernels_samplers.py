@@ -182,7 +182,7 @@ def test_intrinsic_mode_noise_is_the_configured_share_of_the_rms():
     assert abs(ratio - 0.2) < 0.2 * 5 / np.sqrt(2 * L)
 
 
-@pytest.mark.parametrize("family", ["kernel_synth", "trend_season", "imf"])
+@pytest.mark.parametrize("family", ["kernel_synth", "trend_season", "imf", "sarima"])
 def test_each_family_alone_yields_accepted_pairs_tagged_with_its_code(family):
     config = GenerateConfig(length=128, max_input_dim=3, sampler_weights=((family, 1.0),))
     batch = generate_batch(config, row_seeds(5, 0, 400))
@@ -203,3 +203,12 @@ def test_the_reference_preset_mixes_families_in_its_proportions():
         share = np.mean(codes == SAMPLER_CODES[name])
         # accepted channels, not draws: allow acceptance to differ by family
         assert abs(share - weight) < 0.08, (name, share)
+
+
+def test_the_all_preset_weighs_every_family_equally():
+    assert dict(SAMPLER_PRESETS["all"]) == {name: 1.0 for name in SAMPLER_CODES}
+    config = GenerateConfig(length=64, sampler_weights=SAMPLER_PRESETS["all"])
+    codes = generate_batch(config, row_seeds(8, 0, 3000)).sampler[:, 0]
+    for name, code in SAMPLER_CODES.items():
+        # accepted channels, not draws: allow acceptance to differ by family
+        assert abs(np.mean(codes == code) - 1 / 6) < 0.05, name

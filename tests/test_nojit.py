@@ -1,10 +1,11 @@
 """Kernel bodies run as plain Python (NUMBA_DISABLE_JIT=1) give the compiled kernels' bytes.
 
 This keeps every kernel debuggable with a Python debugger: the test computes a
-digest of a small generated batch in this process and in a subprocess with the
-opposite JIT setting, and requires equality. The batch's rows were chosen so that
-between them they use every operator and every sampler family (a test asserts it).
-CI runs this file once more with NUMBA_DISABLE_JIT=1.
+digest of small generated batches in this process and in a subprocess with the
+opposite JIT setting, and requires equality. The plain batch's rows were chosen so that
+between them they use every operator and every sampler family (a test asserts it); a
+graph batch with every augmentation covers those kernels. CI runs this file once more
+with NUMBA_DISABLE_JIT=1.
 """
 
 import hashlib
@@ -14,7 +15,7 @@ import sys
 
 import numpy as np
 
-from s2gen.config import SAMPLER_PRESETS, GenerateConfig
+from s2gen.config import AUGMENTATIONS, SAMPLER_PRESETS, GenerateConfig
 from s2gen.generators.pairs import generate_batch, token_length
 from s2gen.kernels.excitation import SAMPLER_CODES
 from s2gen.kernels.seeds import row_seeds
@@ -30,9 +31,15 @@ SMALL = GenerateConfig(
 )
 
 
-# rows of row_seeds(1, ...) that together use all 24 operators and all 5 sampler families
+# rows of row_seeds(1, ...) that together use all 24 operators and all 6 sampler families
 # (a greedy set cover over the first 3000 rows)
-ROWS = [53, 283, 1473, 2527]
+ROWS = [33, 283, 461, 1362, 2630]
+GRAPH = SMALL.replace(
+    graph=True,
+    min_nodes=5,
+    max_nodes=6,
+    augment=tuple((name, 0.5) for name in AUGMENTATIONS),
+)
 
 
 def twin_batch():
@@ -40,19 +47,22 @@ def twin_batch():
 
 
 def digest() -> str:
-    batch = twin_batch()
     h = hashlib.sha256()
-    for array in (
-        batch.x,
-        batch.y,
-        batch.code,
-        batch.arg,
-        batch.sampler,
-        batch.stats,
-        batch.tokens(token_length(SMALL)),
-    ):
-        h.update(np.ascontiguousarray(array).tobytes())
-    h.update("|".join(map(str, batch.expressions().ravel())).encode())
+    graph_batch = generate_batch(GRAPH, row_seeds(1, 0, 6))
+    for config, batch in ((SMALL, twin_batch()), (GRAPH, graph_batch)):
+        for array in (
+            batch.x,
+            batch.y,
+            batch.code,
+            batch.arg,
+            batch.sampler,
+            batch.stats,
+            batch.tokens(token_length(config)),
+        ):
+            h.update(np.ascontiguousarray(array).tobytes())
+        h.update("|".join(map(str, batch.expressions().ravel())).encode())
+    h.update(np.ascontiguousarray(graph_batch.augment).tobytes())
+    h.update(np.ascontiguousarray(graph_batch.graph.parent_masks()).tobytes())
     return h.hexdigest()
 
 

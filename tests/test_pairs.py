@@ -117,10 +117,15 @@ GIVEN = {"expressions": ["sin(x_0) + 0.5*x_1", "tlag(x_1, 4)*x_0"], "max_input_d
          "sampler_weights": dict(SAMPLER_PRESETS["reference"])}  # fmt: skip
 
 
+GRAPH_AUGMENTED = {"graph": True, "min_nodes": 4, "max_nodes": 7, "max_input_dim": 2,
+                   "max_output_dim": 2, "augment": {"jitter": 0.5, "time_warp": 0.5,
+                   "frequency": 0.5}, "sampler_weights": dict(SAMPLER_PRESETS["all"])}  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "settings",
-    [{"max_input_dim": 2, "max_output_dim": 2}, EVERY_FAMILY, GIVEN],
-    ids=["paper", "every-family-temporal", "given-expressions"],
+    [{"max_input_dim": 2, "max_output_dim": 2}, EVERY_FAMILY, GIVEN, GRAPH_AUGMENTED],
+    ids=["paper", "every-family-temporal", "given-expressions", "graph-augmented"],
 )
 def test_same_bytes_with_one_and_two_numba_threads(settings):
     digests = set()

@@ -106,6 +106,7 @@ def test_store_has_the_documented_names_dtypes_shapes_and_attrs(reference):
         "kernel_synth": 3,
         "trend_season": 4,
         "imf": 5,
+        "sarima": 6,
     }
     assert header["acceptance"]["accepted"] == 300
     assert header["package_version"]
@@ -154,7 +155,7 @@ def test_every_sampler_family_gives_the_same_store_for_one_and_two_workers(tmp_p
     generate(tmp_path / "two.zarr", 200, *families, workers=2)
     assert_same_store(tmp_path / "one.zarr", tmp_path / "two.zarr")
     codes = np.unique(read_all(tmp_path / "one.zarr")["sampler"])
-    assert set(codes) == {0, 1, 2, 3, 4, 5}
+    assert set(codes) == {0, 1, 2, 3, 4, 5, 6}
 
 
 def test_a_store_written_through_fsspec_equals_the_local_one(reference):

@@ -5,22 +5,29 @@ same bytes for any thread count, batch split or worker layout.
 ``generate_pair(config, seed)`` is the one-row convenience.
 """
 
+import dataclasses
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from s2gen.config import GenerateConfig
+from s2gen.config import AUGMENTATIONS, GenerateConfig
 from s2gen.kernels import opcodes as oc
+from s2gen.kernels.augment import probability_vector
 from s2gen.kernels.excitation import SAMPLER_CODES
 from s2gen.kernels.expression import max_constants, max_program_length
 from s2gen.kernels.kernelsynth import BANK_PARAMS, BANK_TYPES, bank_profiles
 from s2gen.kernels.pairs import FAILED, STAT_NAMES, KernelParams, generate_rows
 from s2gen.kernels.render import TOKENS_PER_CONSTANT, tokens_batch
 from s2gen.kernels.rounding import MODES
+from s2gen.kernels.sarima import fitting_periods, max_simulated_steps
 from s2gen.symbols import vocabulary as vocab
 from s2gen.symbols.operators import BY_NAME
 from s2gen.symbols.parse import program_of
-from s2gen.symbols.render import infix_batch, to_infix
+from s2gen.symbols.render import infix_batch, infix_width, to_infix
+
+if TYPE_CHECKING:
+    from s2gen.generators.graphs import GraphBatch
 
 
 def _cumulative(names_weights: list[tuple[int, float]]) -> tuple[np.ndarray, np.ndarray]:
@@ -45,14 +52,25 @@ def given_programs(config: GenerateConfig) -> tuple[np.ndarray, np.ndarray, np.n
 
 
 def program_length(config: GenerateConfig) -> int:
-    """P: nodes reserved per expression program."""
+    """P: nodes reserved per expression program (an output's composed program in graph mode)."""
     if config.expressions:
         return given_programs(config)[0].shape[1]
+    if config.graph:
+        return config.graph_max_length
     return max_program_length(config.max_binary_ops, config.max_unary_ops)
+
+
+def node_program_length(config: GenerateConfig) -> int:
+    """Nodes reserved per graph node's own program (over its parents)."""
+    return max_program_length(
+        config.graph_max_parents + config.binary_ops_offset, config.max_unary_ops
+    )
 
 
 def token_length(config: GenerateConfig) -> int:
     """T: tokens reserved per expression (the last axis of the store's ``tokens``)."""
+    if config.graph:  # a program of P nodes has at most (P + 1) / 2 leaves, constants included
+        return vocab.max_tokens(config.graph_max_length, (config.graph_max_length + 1) // 2)
     if config.expressions:
         code, _, length = given_programs(config)
         n_const = np.count_nonzero(code == oc.CONST, axis=1)
@@ -63,11 +81,23 @@ def token_length(config: GenerateConfig) -> int:
 
 
 def sampler_weights(config: GenerateConfig) -> dict[str, float]:
-    """Weight of each excitation family: ``config.sampler_weights`` if given,
-    else the paper's mix (mixture with probability ``mixture_prob``, else ARMA)."""
+    """Weight of each excitation family: ``config.sampler_weights`` if given, else
+    KernelSynth alone in graph mode, else the paper's mix (mixture with
+    probability ``mixture_prob``, else ARMA)."""
     if config.sampler_weights:
         return {name: dict(config.sampler_weights).get(name, 0.0) for name in SAMPLER_CODES}
+    if config.graph:
+        return {"kernel_synth": 1.0}
     return {"mixture": config.mixture_prob, "arma": 1.0 - config.mixture_prob}
+
+
+def simulated_steps(config: GenerateConfig) -> int:
+    """Scratch entries a channel draw may use: burn-in plus L, for ARMA and SARIMA."""
+    steps = config.arma_burn_in + config.length
+    if sampler_weights(config).get("sarima", 0.0) > 0:
+        seasonal = config.sarima_max_seasonal_order
+        steps = max(steps, max_simulated_steps(config.length, config.arma_burn_in, seasonal))
+    return steps
 
 
 def kernel_params(config: GenerateConfig) -> KernelParams:
@@ -101,7 +131,14 @@ def kernel_params(config: GenerateConfig) -> KernelParams:
         ks_max_kernels=config.kernel_synth_max_kernels,
         ts_noise_max=float(config.trend_season_noise_max),
         imf_noise_level=float(config.imf_noise_level),
+        sarima_max_order=config.sarima_max_order,
+        sarima_max_seasonal=config.sarima_max_seasonal_order,
+        sarima_max_integration=config.sarima_max_integration,
+        sarima_periods=fitting_periods(config.length),
+        sim_len=simulated_steps(config),
         scale_max=float(config.input_scale_max),
+        aug_any=bool(config.augment),
+        aug_prob=probability_vector(dict(config.augment), AUGMENTATIONS),
         binary_offset=config.binary_ops_offset,
         max_unary=config.max_unary_ops,
         const_prob=float(config.const_leaf_prob),
@@ -119,7 +156,32 @@ def kernel_params(config: GenerateConfig) -> KernelParams:
         fixed_code=fixed_code,
         fixed_arg=fixed_arg,
         fixed_len=fixed_len,
+        graph_min_nodes=config.min_nodes,
+        graph_max_nodes=config.max_nodes,
+        graph_max_parents=config.graph_max_parents,
+        graph_cap=config.graph_max_length,
+        node_prog_len=node_program_length(config),
     )
+
+
+RENDER_BYTES = 1 << 25  # bound on the text buffer of one rendering call
+
+
+def infix_in_blocks(code, arg, plen, counts) -> np.ndarray:
+    """``infix_batch`` over blocks of rows whose text buffer stays under ``RENDER_BYTES``.
+
+    The buffer reserves ``infix_width(P)`` bytes per program: for long
+    programs (graph pairs) a whole shard's would take hundreds of MB.
+    """
+    n, channels, width = code.shape
+    rows = max(1, RENDER_BYTES // max(1, channels * infix_width(width)))
+    if rows >= n:
+        return infix_batch(code, arg, plen, counts)
+    blocks = [
+        infix_batch(code[a : a + rows], arg[a : a + rows], plen[a : a + rows], counts[a : a + rows])
+        for a in range(0, n, rows)
+    ]
+    return np.concatenate(blocks)
 
 
 @dataclass(frozen=True)
@@ -136,6 +198,10 @@ class Batch:
     code, arg : int8 / int32 [n, C_out, P] prefix programs (``s2gen.kernels.opcodes``).
     plen : int16[n, C_out] program lengths (0 for padding outputs).
     stats : int64[n, len(STAT_NAMES)] acceptance counters per row.
+    augment : uint8[n, C_in] mask of the augmentations applied to each input
+        channel (bit k: ``AUGMENTATIONS[k]``), or None when the config has none.
+    graph : the DAG of each pair (``s2gen.generators.graphs.GraphBatch``) in
+        graph mode, else None.
     """
 
     seeds: np.ndarray
@@ -148,6 +214,8 @@ class Batch:
     arg: np.ndarray
     plen: np.ndarray
     stats: np.ndarray
+    augment: np.ndarray | None = None
+    graph: "GraphBatch | None" = None
 
     def __len__(self) -> int:
         return len(self.seeds)
@@ -183,7 +251,7 @@ class Batch:
 
     def expressions(self) -> np.ndarray:
         """StringDType[n, C_out] infix strings; "" for padding outputs."""
-        return infix_batch(self.code, self.arg, self.plen, self.n_out)
+        return infix_in_blocks(self.code, self.arg, self.plen, self.n_out)
 
     def expression(self, i: int, j: int = 0) -> str:
         """Infix string of output j of row i."""
@@ -255,6 +323,10 @@ def generate_batch(config: GenerateConfig, seeds: np.ndarray) -> Batch:
     seeds = np.ascontiguousarray(seeds, dtype=np.uint64)
     if seeds.ndim != 1:
         raise ValueError(f"seeds must be a 1-D array of uint64, got shape {seeds.shape}")
+    if config.graph:
+        from s2gen.generators.graphs import generate_graph_batch
+
+        return _finished(config, generate_graph_batch(config, seeds, kernel_params(config)))
     n = seeds.size
     c_in, c_out, L = config.max_input_dim, config.max_output_dim, config.length
     plen_max = program_length(config)
@@ -263,20 +335,29 @@ def generate_batch(config: GenerateConfig, seeds: np.ndarray) -> Batch:
     n_in = np.zeros(n, np.uint8)
     n_out = np.zeros(n, np.uint8)
     sampler = np.zeros((n, c_in), np.uint8)
+    augmented = np.zeros((n, c_in), np.uint8)
     code = np.zeros((n, c_out, plen_max), np.int8)
     arg = np.zeros((n, c_out, plen_max), np.int32)
     plen = np.zeros((n, c_out), np.int16)
     stats = np.zeros((n, len(STAT_NAMES)), np.int64)
     if n:
-        generate_rows(
-            kernel_params(config), seeds, x, y, n_in, n_out, sampler, code, arg, plen, stats
-        )
-    failed = int(stats[:, FAILED].sum())
+        params = kernel_params(config)
+        generate_rows(params, seeds, x, y, n_in, n_out, sampler, augmented, code, arg, plen, stats)
+    augment = augmented if config.augment else None
+    batch = Batch(seeds, x, y, n_in, n_out, sampler, code, arg, plen, stats, augment)
+    return _finished(config, batch)
+
+
+def _finished(config: GenerateConfig, batch: Batch) -> Batch:
+    """``batch`` in the store dtype; raises GenerationError naming the fix if a pair failed."""
+    failed = int(batch.stats[:, FAILED].sum())
     if failed:
-        raise GenerationError(_failure_message(config, stats, n))
+        raise GenerationError(_failure_message(config, batch.stats, len(batch)))
     if config.dtype == "float16":
-        x, y = x.astype(np.float16), y.astype(np.float16)
-    return Batch(seeds, x, y, n_in, n_out, sampler, code, arg, plen, stats)
+        return dataclasses.replace(
+            batch, x=batch.x.astype(np.float16), y=batch.y.astype(np.float16)
+        )
+    return batch
 
 
 def generate_pair(config: GenerateConfig, seed: int) -> Batch:

@@ -67,7 +67,14 @@ class KernelParams(NamedTuple):
     ks_max_kernels: int
     ts_noise_max: float
     imf_noise_level: float
+    sarima_max_order: int
+    sarima_max_seasonal: int
+    sarima_max_integration: int
+    sarima_periods: np.ndarray
+    sim_len: int
     scale_max: float
+    aug_any: bool
+    aug_prob: np.ndarray
     binary_offset: int
     max_unary: int
     const_prob: float
@@ -85,6 +92,11 @@ class KernelParams(NamedTuple):
     fixed_code: np.ndarray
     fixed_arg: np.ndarray
     fixed_len: np.ndarray
+    graph_min_nodes: int
+    graph_max_nodes: int
+    graph_max_parents: int
+    graph_cap: int
+    node_prog_len: int
 
 
 @njit(cache=True)
@@ -144,7 +156,7 @@ def _evaluate_checked(p, code, arg, length, x, stack, scalar, is_scalar, y):
 
 @njit(cache=True)
 def generate_row(
-    p, seed, scratch, x_out, y_out, n_in_out, n_out_out, sampler, code, arg, plen, stats
+    p, seed, scratch, x_out, y_out, n_in_out, n_out_out, sampler, augmented, code, arg, plen, stats
 ):
     """Generate one accepted pair into the row views ``x_out`` ... ``stats``.
 
@@ -170,7 +182,7 @@ def generate_row(
         failing = -1
         for _ in range(p.exc_retries):
             stats[EXCITATION_DRAWS] += 1
-            if not draw_excitation(state, p, n_in, noise, work, xbuf, sampler):
+            if not draw_excitation(state, p, n_in, noise, work, xbuf, sampler, augmented):
                 stats[FAILED] = 1
                 return False
             failing = -1
@@ -206,11 +218,11 @@ def generate_row(
 
 
 @njit(cache=True, parallel=True)
-def generate_rows(p, seeds, x_out, y_out, n_in, n_out, sampler, code, arg, plen, stats):
+def generate_rows(p, seeds, x_out, y_out, n_in, n_out, sampler, augmented, code, arg, plen, stats):
     """Generate one pair per seed into zero-filled output arrays.
 
     Shapes: seeds uint64[n]; x_out float32[n, C_in, L]; y_out float32[n, C_out, L];
-    n_in, n_out uint8[n]; sampler uint8[n, C_in]; code int8[n, C_out, P];
+    n_in, n_out uint8[n]; sampler, augmented uint8[n, C_in]; code int8[n, C_out, P];
     arg int32[n, C_out, P]; plen int16[n, C_out]; stats int64[n, len(STAT_NAMES)].
     """
     n = seeds.size
@@ -224,8 +236,8 @@ def generate_rows(p, seeds, x_out, y_out, n_in, n_out, sampler, code, arg, plen,
             np.empty((depth, L)),
             np.empty(depth),
             np.empty(depth, np.bool_),
-            np.empty(p.arma_burn + L),
-            np.empty(p.arma_burn + L),
+            np.empty(p.sim_len),
+            np.empty(p.sim_len),
         )
         for i in range(b * ROWS_PER_BLOCK, min(n, (b + 1) * ROWS_PER_BLOCK)):
             generate_row(
@@ -237,6 +249,7 @@ def generate_rows(p, seeds, x_out, y_out, n_in, n_out, sampler, code, arg, plen,
                 n_in[i : i + 1],
                 n_out[i : i + 1],
                 sampler[i],
+                augmented[i],
                 code[i],
                 arg[i],
                 plen[i],
