@@ -7,6 +7,13 @@ batches, forward + backward + optimiser step, batches prefetched so the
 loader is not timed) and data-loader samples/s alone (the `small` batch,
 0 and 1 workers), and prints a JSON line per figure.
 
+Fresh pairs (issue 18):
+    python benchmarks/bench_pretrain.py --generate paper --generate reference --generate all
+measures, per `--generate` preset, the samples/s one generator worker process (one Numba/BLAS
+thread) delivers at the `small` batch and window; the `small` training rate on generated
+batches (prefetched, the loader not timed); and a real `small` run streaming from one worker
+(`--steps` steps, default 40), whose samples/s says whether the loader keeps the trainer fed.
+
 Recorded run (long; with --record):
     python benchmarks/bench_pretrain.py --store /tmp/s2_100k --make-store 100000 \
         --record RUN_DIR [--steps N]
@@ -26,7 +33,9 @@ import torch
 
 from s2gen.pretrain import PretrainConfig
 from s2gen.pretrain.data import resolve_max_tokens
+from s2gen.pretrain.generated import GeneratorSource, preset_config
 from s2gen.pretrain.model import Pretrainer
+from s2gen.pretrain.sources import resolve_symbols
 from s2gen.pretrain.stream import make_loader
 from s2gen.pretrain.symbols import pretraining_vocabulary
 from s2gen.pretrain.train import TrainingStep, param_groups
@@ -47,15 +56,20 @@ def preset_for(store_path: str, name: str, **overrides) -> PretrainConfig:
 
 
 def training_rate(store_path: str, name: str, steps: int) -> dict:
-    """Samples/s of full training steps of a preset (loader excluded)."""
+    """Samples/s of full training steps of a preset on a store (loader excluded)."""
     cfg = preset_for(store_path, name, num_workers=0)
-    store = open_store(store_path)
+    vocabulary = pretraining_vocabulary(open_store(store_path).vocabulary)
+    return timed_steps(cfg, store_path, vocabulary, name, steps)
+
+
+def timed_steps(cfg: PretrainConfig, data, vocabulary: list[str], name: str, steps: int) -> dict:
+    """Samples/s of ``steps`` full training steps on prefetched batches of ``data``."""
     torch.manual_seed(0)
-    model = Pretrainer(cfg, pretraining_vocabulary(store.vocabulary))
+    model = Pretrainer(cfg, vocabulary)
     step = TrainingStep(model)
     optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
     generator = torch.Generator().manual_seed(0)
-    batches = iter(make_loader(store_path, cfg))
+    batches = iter(make_loader(data, cfg))
     warm = 3
     data = [next(batches) for _ in range(steps + warm)]
     for i, batch in enumerate(data):
@@ -96,6 +110,54 @@ def loader_rate(store_path: str, workers: int, batches: int) -> dict:
         "batch_size": cfg.batch_size,
         "window": cfg.window,
         "samples_per_s": n / seconds,
+    }
+
+
+def generated(name: str, **overrides) -> tuple[PretrainConfig, GeneratorSource, list[str]]:
+    """The `small` config (max_tokens sized), the source and the vocabulary of a preset."""
+    cfg = PretrainConfig.preset("small", **overrides)
+    source = GeneratorSource(preset_config(name), cfg, name)
+    cfg, vocabulary, _ = resolve_symbols([source], cfg)
+    return cfg, source, vocabulary
+
+
+def generator_rate(name: str, batches: int) -> dict:
+    """Samples/s one generator worker delivers (the `small` batch and window)."""
+    cfg, source, _ = generated(name, num_workers=1)
+    it = iter(make_loader([source], cfg))
+    next(it)  # start-up (spawn, imports, kernels loaded from the cache) is not timed
+    start = time.perf_counter()
+    n = sum(len(next(it)["row"]) for _ in range(batches))
+    seconds = time.perf_counter() - start
+    return {
+        "figure": "generator_loader_samples_per_s",
+        "generate": name,
+        "workers": 1,
+        "batch_size": cfg.batch_size,
+        "window": cfg.window,
+        "samples": n,
+        "samples_per_s": n / seconds,
+    }
+
+
+def fed_run(name: str, steps: int, out_dir: str) -> dict:
+    """A `small` run streaming ``name`` from one worker: its samples/s after the first log."""
+    from s2gen.pretrain import run
+
+    cfg, source, _ = generated(name, num_workers=1, steps=steps, log_every=10)
+    cfg = cfg.replace(val_every=steps, ckpt_every=steps, val_samples=256)
+    start = time.perf_counter()
+    run(cfg, [source], out_dir, device="cpu", progress=False)
+    wall = time.perf_counter() - start
+    lines = [json.loads(ln) for ln in Path(out_dir, "metrics.jsonl").read_text().splitlines()]
+    rates = [m["samples_per_s"] for m in lines if "samples_per_s" in m][1:]
+    return {
+        "figure": "fed_training_samples_per_s",
+        "generate": name,
+        "steps": steps,
+        "threads": torch.get_num_threads(),
+        "samples_per_s": sum(rates) / len(rates),
+        "wall_s": wall,
     }
 
 
@@ -155,7 +217,11 @@ def plot(lines: list[dict], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--store", required=True)
+    parser.add_argument("--store", help="A store (its rates, or --record).")
+    parser.add_argument(
+        "--generate", action="append", default=[], help="Preset of the fresh-pairs figures."
+    )
+    parser.add_argument("--out", default="/tmp/s2gen-bench-generate", help="--generate runs.")
     parser.add_argument("--make-store", type=int, help="Generate the store first (pairs).")
     parser.add_argument("--threads", type=int, help="torch threads [torch default]")
     parser.add_argument("--steps", type=int, help="Timed steps (rates) or run steps (--record).")
@@ -165,6 +231,12 @@ def main() -> None:
         make_store(args.store, args.make_store)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.generate:
+        for name in args.generate:
+            fresh(name, args.steps or 40, Path(args.out) / f"{name}-{time.time():.0f}")
+        return
+    if not args.store:
+        parser.error("give --store or --generate")
     if args.record:
         print(json.dumps(record(args.store, args.record, args.steps)["final"]))
         return
@@ -179,6 +251,18 @@ def main() -> None:
     small = figures[1]["samples_per_s"]
     best_loader = max(f["samples_per_s"] for f in figures[2:])
     print(json.dumps({"figure": "loader_over_small_training", "ratio": best_loader / small}))
+
+
+def fresh(name: str, steps: int, out_dir: Path) -> None:
+    """The figures of one preset, a JSON line each: loader alone, training, the fed run."""
+    loader = generator_rate(name, 100)
+    cfg, source, vocabulary = generated(name, num_workers=0)
+    training = timed_steps(cfg, [source], vocabulary, "small", 8)
+    fed = fed_run(name, steps, str(out_dir))
+    for figure in (loader, training, fed):
+        print(json.dumps(figure), flush=True)
+    ratio = loader["samples_per_s"] / training["samples_per_s"]
+    print(json.dumps({"figure": "generator_over_small_training", "generate": name, "ratio": ratio}))
 
 
 if __name__ == "__main__":

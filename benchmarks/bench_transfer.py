@@ -17,9 +17,11 @@ working sessions. Stores are generated once into ``--work``.
         --records /tmp/smoke.jsonl --work /tmp/smoke                  # the driver, in minutes
 
 A cell's ``store`` is a store name, a real-data name (``DATA``: the pooled
-TRAIN splits of the visible classification sets) or a list of them (pretrain
-on all, ``--data`` repeated). ``--smoke`` runs every cell at the ``ci``
-preset for a few steps on the 1e3-row store (its own cells and records).
+TRAIN splits of the visible classification sets), ``generate:PRESET`` (fresh
+pairs streamed from the generator, ``--generate PRESET``: no store) or a list
+of stores and real data (pretrain on all, ``--data`` repeated). ``--smoke``
+runs every cell at the ``ci`` preset for a few steps on the 1e3-row store
+(its own cells and records; generated cells stay generated).
 
 Only the visible sets are ever evaluated here (GunPoint, ArrowHead,
 ItalyPowerDemand, BasicMotions; airline, sunspots, co2, lynx): settings are
@@ -56,6 +58,7 @@ STORES = {
 SMALL_STORE_LAYOUT = ["--chunk-rows", "256", "--shard-rows", "4096"]  # enough chunks for 1e3 rows
 # real unlabeled series: name -> the classification sets whose TRAIN splits are pooled
 DATA = {"visible-train": CLASSIFICATION}
+GENERATE = "generate:"  # a cell's store "generate:reference" streams `--generate reference`
 SMOKE_STEPS = 6
 
 
@@ -112,6 +115,12 @@ GRIDS = {
         cell("random-init-cnn", None, steps=0, seeds=(0, 1, 2), backbone="dilated-cnn"),
         cell("classical", None, steps=0, baselines=True),
     ],
+    # (f) fresh pairs (issue 18): streamed from the generator, each seen once, against the
+    # 1e6-row store of the same config (row i of the store is generated row i) at equal steps
+    "stream": [
+        cell("stream-store-1e6", "ref-1e6"),
+        cell("stream-generate", f"{GENERATE}reference"),
+    ],
 }
 
 
@@ -125,7 +134,7 @@ def settings_hash(spec: dict) -> str:
 def smoke(spec: dict) -> dict:
     """The cell at the ``ci`` preset, a few steps, on the 1e3-row store (a different cell)."""
     stores = spec["store"] if isinstance(spec["store"], list) else [spec["store"]]
-    small = [s if s is None or s in DATA else "ref-1e3" for s in stores]
+    small = [s if s is None or s in DATA or s.startswith(GENERATE) else "ref-1e3" for s in stores]
     store = small if isinstance(spec["store"], list) else small[0]
     steps = min(spec["steps"], SMOKE_STEPS)
     return {**spec, "name": f"smoke:{spec['name']}", "store": store, "steps": steps, "preset": "ci"}
@@ -167,9 +176,18 @@ def real_data(name: str) -> list[str]:
 
 
 def resolve_data(work: Path, store) -> list[str]:
-    """The ``--data`` paths of a cell's ``store``: stores generated once, real series found."""
+    """The ``--data`` paths of a cell's ``store``: stores generated once, real series found.
+
+    A ``generate:PRESET`` name stays as it is (``pretrain`` streams it).
+    """
     names = store if isinstance(store, list) else [store]
-    return [p for n in names for p in (real_data(n) if n in DATA else [ensure_store(work, n)])]
+    paths = []
+    for name in names:
+        if name.startswith(GENERATE):
+            paths.append(name)
+        else:
+            paths += real_data(name) if name in DATA else [ensure_store(work, name)]
+    return paths
 
 
 def pretrain(work: Path, spec: dict, data: list[str], seed: int, threads: int) -> Path:
@@ -189,8 +207,20 @@ def pretrain(work: Path, spec: dict, data: list[str], seed: int, threads: int) -
         num_workers=1,
         **spec["settings"],
     )
-    run(cfg, data, str(out), resume=True, device="cpu", progress=False)
+    run(cfg, generated(data, cfg), str(out), resume=True, device="cpu", progress=False)
     return out
+
+
+def generated(data: list[str], cfg) -> list:
+    """``data`` with each ``generate:PRESET`` name replaced by its generator source."""
+    from s2gen.pretrain.generated import GeneratorSource, preset_config
+
+    return [
+        GeneratorSource(preset_config(d.removeprefix(GENERATE)), cfg, d.removeprefix(GENERATE))
+        if d.startswith(GENERATE)
+        else d
+        for d in data
+    ]
 
 
 def suite_configs(seeds, baselines: bool):

@@ -188,6 +188,27 @@ def build_generation(ctx: click.Context, options: dict) -> tuple[GenerateConfig,
     return config, store_options, n
 
 
+def generation_config_file(path: str, param_hint: str) -> GenerateConfig:
+    """The generation config of a ``s2gen generate --config`` file.
+
+    Its ``n`` and store layout (``chunk_rows`` ...) are left aside: they never
+    change a pair. Raises click.BadParameter for ``param_hint`` naming the file.
+    """
+    try:
+        settings = read_config_file(path)
+        for key in ("n", *STORE_OPTIONS):
+            settings.pop(key, None)
+        if isinstance(settings.get("operator_weights"), dict):
+            settings["operator_weights"] = _operator_weights(settings["operator_weights"])
+        expressions = tuple(settings.pop("expressions", ()))
+        if expressions:
+            return GenerateConfig.for_expressions(expressions, **settings)
+        return GenerateConfig.from_dict(settings)
+    except (click.BadParameter, ValueError) as exc:
+        text = exc.message if isinstance(exc, click.BadParameter) else str(exc)
+        raise click.BadParameter(f"{path}: {text}", param_hint=param_hint) from exc
+
+
 def _option_named_in(message: str) -> str | None:
     """The option of the config field a message starts with ("length=1 is invalid" -> --length)."""
     match = re.match(r"\s*([a-z_]+)", message)

@@ -14,6 +14,7 @@ import numpy as np
 from s2gen.config import AUGMENTATIONS, GenerateConfig
 from s2gen.kernels import opcodes as oc
 from s2gen.kernels.augment import probability_vector
+from s2gen.kernels.counts import channel_counts_rows
 from s2gen.kernels.excitation import SAMPLER_CODES
 from s2gen.kernels.expression import max_constants, max_program_length
 from s2gen.kernels.kernelsynth import BANK_PARAMS, BANK_TYPES, bank_profiles
@@ -360,9 +361,45 @@ def _finished(config: GenerateConfig, batch: Batch) -> Batch:
     return batch
 
 
+def channel_counts(config: GenerateConfig, seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``n_in`` and ``n_out`` (uint8[n]) of the pairs ``generate_batch`` makes from ``seeds``.
+
+    The counts are the first draws of a pair, so this costs a few RNG draws
+    per row instead of a generation (a stream of generated pairs uses it to
+    find a batch without generating the ones before it).
+    """
+    seeds = np.ascontiguousarray(seeds, dtype=np.uint64)
+    if seeds.ndim != 1:
+        raise ValueError(f"seeds must be a 1-D array of uint64, got shape {seeds.shape}")
+    n_in = np.zeros(seeds.size, np.uint8)
+    n_out = np.zeros(seeds.size, np.uint8)
+    n_given = len(config.expressions)
+    channel_counts_rows(
+        seeds,
+        config.min_input_dim,
+        config.max_input_dim,
+        config.min_output_dim,
+        config.max_output_dim,
+        n_given,
+        config.graph,
+        config.min_nodes,
+        config.max_nodes,
+        n_in,
+        n_out,
+    )
+    return n_in, n_out
+
+
 def generate_pair(config: GenerateConfig, seed: int) -> Batch:
     """One pair as a batch of one row (``batch.x[0]``, ``batch.expression(0)``...)."""
     return generate_batch(config, np.array([seed], np.uint64))
 
 
-__all__ = ["Batch", "GenerationError", "generate_batch", "generate_pair", "kernel_params"]
+__all__ = [
+    "Batch",
+    "GenerationError",
+    "channel_counts",
+    "generate_batch",
+    "generate_pair",
+    "kernel_params",
+]

@@ -4,7 +4,9 @@ Keys: ``model`` (state dict, momentum copies and queues included),
 ``optimizer``, ``config`` (``PretrainConfig.to_dict``), ``vocabulary``,
 ``step`` (optimizer steps done = batches consumed per rank), ``best_val_loss``,
 ``rng`` (torch CPU/CUDA states and the mask generator at the save, for the
-record), ``package_version``, ``torch_version``. The learning rate, alpha, the
+record), ``package_version``, ``torch_version``; a ``--generate`` run adds
+``generate`` (``GeneratorSource.record``) and ``rows`` (per rank, [first, last]
+row trained on). The learning rate, alpha, the
 masks and dropout seeds are pure functions of ``step`` (``train.step_seed``),
 and the data order a pure function of (config, step), so ``step`` restores them.
 Plain tensors and Python values only: ``torch.load(weights_only=True)`` reads it.

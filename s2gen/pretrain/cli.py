@@ -11,7 +11,14 @@ from pathlib import Path
 
 import click
 
-from s2gen.pretrain.config import OBJECTIVE_NAMES, PRESET_NAMES, PretrainConfig, read_settings
+from s2gen.pretrain.config import (
+    GENERATE_LENGTH,
+    GENERATE_PRESETS,
+    OBJECTIVE_NAMES,
+    PRESET_NAMES,
+    PretrainConfig,
+    read_settings,
+)
 from s2gen.pretrain.options import architecture_options, check_architecture
 
 
@@ -34,11 +41,17 @@ def build_config(preset: str, config_file: str | None, overrides: dict) -> Pretr
 @click.option(
     "--data",
     "data",
-    required=True,
     multiple=True,
     help="Repeatable. An s2gen store, or real unlabeled series: a folder of UCR/UEA sets (their "
     "_TRAIN files only), a .ts/.tsv/.txt file, a .csv (each numeric column a series) or a .npy "
     "((n, L): n series). Real series are windowed like store rows, shorter ones resized.",
+)
+@click.option(
+    "--generate",
+    "generate",
+    help="Instead of --data: train on fresh pairs generated on the fly, each once (no store). "
+    f"A sampler preset ({', '.join(GENERATE_PRESETS)}; length {GENERATE_LENGTH}) or a "
+    "TOML/YAML/JSON file of `s2gen generate --config` settings (its n is left aside).",
 )
 @click.option(
     "--out",
@@ -123,6 +136,7 @@ def build_config(preset: str, config_file: str | None, overrides: dict) -> Pretr
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def pretrain(
     data,
+    generate,
     out_dir,
     preset,
     config_file,
@@ -151,6 +165,11 @@ def pretrain(
     Writes config.json, run.json, metrics.jsonl, last.pt and best.pt to --out;
     runs under torchrun (DDP) as is, e.g. `torchrun --nproc_per_node 2 -m s2gen pretrain ...`.
     """
+    if bool(data) == bool(generate):
+        raise click.UsageError(
+            "give either --data (stores, real series) or --generate (fresh pairs), not "
+            + ("both" if data else "neither")
+        )
     overrides = {
         "objective": objective,
         **architecture,
@@ -180,6 +199,11 @@ def pretrain(
     check_pretrain(cfg, device)  # NotEnoughMemory names --batch-size and what fits
     if oats_ref and not oats_generator:
         raise click.BadParameter("--oats-ref needs --oats GEN.pt", param_hint="--oats-ref")
+    if oats_generator and generate:
+        raise click.BadParameter(
+            "--oats scores the rows of one store; it does not run with --generate: give --data",
+            param_hint="--oats",
+        )
     if oats_generator and (len(data) != 1 or not cfg.needs_symbols):
         raise click.BadParameter(
             "--oats scores the s2 objective's masked-series loss on one store: give one --data "
@@ -201,9 +225,10 @@ def pretrain(
                 mix=oats_mix,
                 generated_weight=oats_weight,
             )
+        sources = [generated_source(generate, cfg)] if generate else list(data)
         final = run(
             cfg,
-            list(data),
+            sources,
             out_dir,
             resume=resume,
             device=device,
@@ -218,6 +243,23 @@ def pretrain(
     shown += ("val_mae", "val_ts2vec")
     summary = ", ".join(f"{k} {final[k]:.4g}" for k in shown if k in final)
     click.echo(f"pretrained {cfg.steps} steps into {out_dir}: {summary}")
+
+
+def generated_source(generate: str, cfg: PretrainConfig):
+    """The ``GeneratorSource`` of ``--generate``: a preset name, else a generation config file."""
+    from s2gen.pretrain.generated import GeneratorSource, preset_config
+
+    if generate in GENERATE_PRESETS:
+        return GeneratorSource(preset_config(generate), cfg, generate)
+    if not Path(generate).is_file():
+        raise click.BadParameter(
+            f"{generate!r} is no preset ({', '.join(GENERATE_PRESETS)}) and no file; give a "
+            "preset or a generation config file (TOML/YAML/JSON, as `s2gen generate --config`)",
+            param_hint="--generate",
+        )
+    from s2gen.cli import generation_config_file
+
+    return GeneratorSource(generation_config_file(generate, "--generate"), cfg, generate)
 
 
 def error_message(exc: Exception) -> str:

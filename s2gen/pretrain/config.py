@@ -14,8 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from s2gen.checks import check_float, check_int, check_known, fail
+from s2gen.config import SAMPLER_PRESETS
 
 PRESET_NAMES = ("ci", "small", "base")
+GENERATE_PRESETS = tuple(SAMPLER_PRESETS)  # --generate NAME: paper, reference, all
+GENERATE_LENGTH = 512  # points of a --generate preset's series: room for 2x downsampled views
 RESIZE_MODES = ("linear", "none")  # how a series reaches the encoder (s2gen.pretrain.scaling)
 BACKBONE_NAMES = ("s2", "dilated-cnn")  # registered in s2gen.pretrain.backbones
 # registered in s2gen.pretrain.objectives

@@ -3,11 +3,12 @@
 A source numbers its chunks: ``n_chunks`` per epoch, and ``chunk(index,
 epoch, split, rng)`` returns the samples of one split in chunk ``index`` of
 ``epoch`` (windows drawn with ``rng``). A finite source gives the same rows
-every epoch (with new windows); an endless one, such as a generator, may give
-new rows every epoch under the same numbering. ``held_out(split, limit)`` gives
+every epoch (with new windows). An endless source (``endless``: the generator
+of ``s2gen.pretrain.generated``) numbers its chunks from 0 without end, and
+the stream reads each once, in order. ``held_out(split, limit)`` gives
 deterministic held-out samples. The stream (``s2gen.pretrain.stream``)
-shuffles the chunks of all sources together, so a run is a pure function of
-(config, sources) and resumes exactly.
+shuffles the chunks of all finite sources together, so a run is a pure
+function of (config, sources) and resumes exactly.
 
 Samples are numpy arrays: ``series`` (k, window) float32 raw windows,
 ``tokens`` (k, T) int16 canonical tokens (T >= 1, zeros without a symbol),
@@ -71,12 +72,14 @@ class Source:
     has_symbols : whether samples carry expressions; such a source also has
         ``vocabulary`` (the stored token strings) and ``symbol_lengths()``
         (canonical token lengths of a sample of its expressions).
-    n_chunks : chunks per epoch.
+    n_chunks : chunks per epoch (0 for an endless source).
+    endless : whether the chunks are numbered without end (a generator).
     """
 
     name: str = ""
     has_symbols: bool = False
     n_chunks: int = 0
+    endless: bool = False
 
     def chunk(
         self, index: int, epoch: int, split: int, rng: np.random.Generator

@@ -9,9 +9,16 @@ source a sample came from). Its order is a pure function of (config,
 sources, rank, world size), so a resume at any step skips exactly the
 consumed batches. Only "train" samples are yielded; ``held_out_set`` gives
 the "val" (or "reference") samples.
+
+An endless source (a generator, ``--generate``) streams alone and has no
+epochs: each stream reads its chunks in order, each once, and any batch is
+found from the chunks' sample counts without generating the ones before it
+(``batch_at`` regenerates batch b of a run).
 """
 
+import json
 import logging
+from pathlib import Path
 
 import numpy as np
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
@@ -19,8 +26,10 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from s2gen.pretrain.config import PretrainConfig
 from s2gen.pretrain.data import SPLITS, collate
 from s2gen.pretrain.sources import open_sources
+from s2gen.threads import pin_threads
 
 log = logging.getLogger(__name__)
+LOCATE_CHUNKS = 256  # chunks counted per step when an endless stream looks for a batch
 
 
 def merge(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -57,6 +66,14 @@ class S2WindowStream(IterableDataset):
     resume at batch s0 worker w plays role (w + s0) % W: the resumed loader
     yields batches s0, s0 + 1, ... of the uninterrupted order whatever s0 is.
     Everything random derives from (cfg.seed, epoch, stream).
+
+    An endless source (``sources.Source.endless``) must be the only one.
+    Stream s then reads its chunks s, s + world * W, s + 2 world * W, ... in
+    order, each once, a DataLoader worker generating with one thread; chunk c's
+    samples are shuffled with ``default_rng([cfg.seed, c])`` (which also draws
+    their windows), and batch i of the stream is samples [i B, (i + 1) B) of
+    that sequence (B = batch_size): chunk c gives the same samples for any
+    world size or worker count.
     """
 
     def __init__(
@@ -69,8 +86,14 @@ class S2WindowStream(IterableDataset):
         self.start_batch = start_batch
         self.offsets = np.cumsum([0] + [s.n_chunks for s in self.sources])  # (K + 1,)
         self.n_chunks = int(self.offsets[-1])
+        self.endless = any(s.endless for s in self.sources)
         workers = max(cfg.num_workers, 1)
-        if world_size * workers > self.n_chunks:
+        if self.endless and len(self.sources) > 1:
+            names = ", ".join(s.name for s in self.sources)
+            raise ValueError(
+                f"a generated source streams alone ({names}); give either --generate or --data"
+            )
+        if not self.endless and world_size * workers > self.n_chunks:
             raise ValueError(
                 f"{world_size} process(es) x {workers} worker(s) exceed the {self.n_chunks} chunks "
                 "of --data; use fewer num_workers, more data or stores with smaller chunk_rows"
@@ -83,6 +106,11 @@ class S2WindowStream(IterableDataset):
         stream = self.rank * workers + role
         n_streams = self.world_size * workers
         skip = max(0, -(-(self.start_batch - role) // workers))  # batches role already made
+        if self.endless:
+            if info is not None:
+                pin_threads()  # the generator worker: one core
+            yield from self._fresh_batches(stream, n_streams, skip)
+            return
         batches = self._batches(stream, n_streams)
         for _ in range(skip):
             next(batches)
@@ -124,19 +152,99 @@ class S2WindowStream(IterableDataset):
                 )
             epoch += 1
 
+    def _fresh_chunk(self, chunk: int) -> dict[str, np.ndarray]:
+        """Training samples of chunk ``chunk`` of the endless source, shuffled."""
+        rng = np.random.default_rng([self.cfg.seed, chunk])
+        part = self.sources[0].chunk(chunk, 0, SPLITS.index("train"), rng)
+        perm = rng.permutation(len(part["row"]))
+        return {**{k: v[perm] for k, v in part.items()}, "source": np.zeros(len(perm), np.int64)}
+
+    def _locate(self, stream: int, n_streams: int, sample: int) -> tuple[int, int]:
+        """(k, offset): sample ``sample`` of a stream is sample ``offset`` of its k-th chunk."""
+        k, before = 0, 0
+        while sample > 0:
+            ks = np.arange(k, k + LOCATE_CHUNKS)
+            counts = self.sources[0].sample_counts(stream + n_streams * ks)
+            ends = before + np.cumsum(counts)  # samples up to the end of each chunk
+            j = int(np.searchsorted(ends, sample, side="right"))  # the chunk that holds it
+            if j < len(ks):
+                return k + j, sample - int(ends[j] - counts[j])
+            k, before = k + LOCATE_CHUNKS, int(ends[-1])
+        return 0, 0  # the stream's first sample
+
+    def _fresh_batches(self, stream: int, n_streams: int, first: int):
+        """Batches ``first``, ``first + 1``, ... of one stream of an endless source."""
+        size = self.cfg.batch_size
+        k, offset = self._locate(stream, n_streams, first * size)
+        pool: dict[str, np.ndarray] | None = None
+        while True:
+            part = self._fresh_chunk(stream + k * n_streams)
+            part = {key: v[offset:] for key, v in part.items()}
+            pool = part if pool is None else merge([pool, part])
+            k, offset = k + 1, 0
+            n_full = len(pool["row"]) // size
+            for i in range(n_full):
+                batch = slice(i * size, (i + 1) * size)
+                yield collate({key: v[batch] for key, v in pool.items()}, self.cfg.max_tokens)
+            pool = {key: v[n_full * size :] for key, v in pool.items()}
+
+    def batch_at(self, b: int) -> dict:
+        """Batch ``b`` of this rank (the one step b trains on), made again."""
+        workers = max(self.cfg.num_workers, 1)
+        stream, n_streams = self.rank * workers + b % workers, self.world_size * workers
+        if self.endless:
+            return next(self._fresh_batches(stream, n_streams, b // workers))
+        batches = self._batches(stream, n_streams)
+        for _ in range(b // workers):
+            next(batches)
+        return next(batches)
+
 
 def make_loader(
     data, cfg: PretrainConfig, rank: int = 0, world_size: int = 1, start_batch: int = 0
 ) -> DataLoader:
-    """DataLoader over ``S2WindowStream`` (batches come ready; ``cfg.num_workers`` workers)."""
+    """DataLoader over ``S2WindowStream`` (batches come ready; ``cfg.num_workers`` workers).
+
+    Workers of a generated stream are spawned, not forked: a process that
+    already ran the generator's parallel kernels (GNU OpenMP) cannot fork one
+    that runs them again.
+    """
     dataset = S2WindowStream(data, cfg, rank, world_size, start_batch)
+    spawn = dataset.endless and cfg.num_workers > 0
     return DataLoader(
         dataset,
         batch_size=None,
         num_workers=cfg.num_workers,
         persistent_workers=False,
         prefetch_factor=4 if cfg.num_workers else None,
+        multiprocessing_context="spawn" if spawn else None,
     )
+
+
+def batch_at(run_dir, b: int, rank: int = 0) -> dict:
+    """Batch ``b`` (0-based) of rank ``rank`` of a pretraining run, made again exactly.
+
+    The batch as the loader gave it to step b, before any ``batch_hook``. A
+    ``--generate`` run regenerates it from ``run.json`` (the generation
+    config) and ``config.json`` at the cost of one batch; a run on stored
+    data reads again the batches of the stream before it (the ``--data``
+    paths of ``run.json`` must still hold the data).
+    """
+    from s2gen.pretrain.generated import GeneratorSource
+
+    run_dir = Path(run_dir)
+    cfg = PretrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+    record = json.loads((run_dir / "run.json").read_text())
+    world = int(record["world_size"])
+    if not 0 <= rank < world:
+        raise ValueError(f"rank={rank} is invalid: the run had {world} process(es)")
+    if b < 0:
+        raise ValueError(f"b={b} is invalid: batches are numbered from 0")
+    if "generate" in record:
+        data = [GeneratorSource.from_record(record["generate"], cfg)]
+    else:
+        data = record["data"]
+    return S2WindowStream(data, cfg, rank, world).batch_at(b)
 
 
 def held_out_set(data, cfg: PretrainConfig, split: str = "val", limit: int | None = None):

@@ -8,7 +8,9 @@ logs JSONL metrics (and TensorBoard when it is installed), validates every
 ``val_every`` steps and writes ``last.pt`` (every ``ckpt_every`` steps and at
 the end) and ``best.pt`` (best validation loss; no test data is ever looked
 at), and at the start ``config.json`` (the effective settings) and ``run.json``
-(data sources, world size, share of expressions longer than ``max_tokens``). Under
+(data sources, world size, share of expressions longer than ``max_tokens``; for a
+``--generate`` run the generation config and, per rank, the first and last row
+trained on, updated at every checkpoint). Under
 ``torchrun`` the step runs in DistributedDataParallel (gloo on CPU, nccl on
 GPU) and the queues are fed from all ranks.
 
@@ -158,7 +160,24 @@ class MetricsLog:
             self.tb.close()
 
 
-def _check_resume(saved: PretrainConfig, cfg: PretrainConfig, state: dict, world: int) -> None:
+def _check_resume(
+    saved: PretrainConfig,
+    cfg: PretrainConfig,
+    state: dict,
+    world: int,
+    generate: dict | None = None,
+) -> None:
+    trained = state.get("generate")
+    if trained != generate:
+
+        def data(record):
+            return f"--generate {record['name']}" if record else "--data"
+
+        raise ValueError(
+            f"the run was trained on {data(trained)} and is resumed with {data(generate)} of "
+            "another generation config, which gives other pairs; resume with the run's data "
+            "(run.json)"
+        )
     saved_world = int(state.get("world_size", 1))
     if saved_world != world:
         raise ValueError(
@@ -182,6 +201,28 @@ def _check_resume(saved: PretrainConfig, cfg: PretrainConfig, state: dict, world
 
 def _to_device(batch: dict[str, torch.Tensor], device: torch.device):
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+class RowSpan:
+    """First and last row (of a generated source) that one rank trained on.
+
+    ``spans`` gathers every rank's [first, last] (None before any batch).
+    """
+
+    def __init__(self, saved: list | None, rank: int) -> None:
+        self.first, self.last = saved[rank] if saved else (None, None)
+
+    def update(self, rows: torch.Tensor) -> None:
+        low, high = int(rows.min()), int(rows.max())
+        self.first = low if self.first is None else min(self.first, low)
+        self.last = high if self.last is None else max(self.last, high)
+
+    def spans(self, world: int) -> list:
+        if world == 1:
+            return [[self.first, self.last]]
+        gathered: list = [None] * world
+        dist.all_gather_object(gathered, [self.first, self.last])
+        return gathered
 
 
 def run(
@@ -231,6 +272,8 @@ def _run(cfg, data, out, resume, dev, rank, world, batch_hook, progress):
     from tqdm import tqdm
 
     sources = open_sources(data, cfg)
+    fresh = [s for s in sources if s.endless]  # a generator (streams alone)
+    generate = fresh[0].record() if fresh else None
     last = out / checkpoint.LAST
     if last.exists() and not resume:
         raise ValueError(f"{out} already holds a run; pass resume=True (--resume) or another --out")
@@ -238,7 +281,7 @@ def _run(cfg, data, out, resume, dev, rank, world, batch_hook, progress):
     state = checkpoint.load(last) if resume and last.exists() else None
     if state is not None:
         saved = checkpoint.config_of(state)
-        _check_resume(saved, cfg, state, world)
+        _check_resume(saved, cfg, state, world, generate)
         cfg = cfg.replace(max_tokens=saved.max_tokens)
     elif resume:
         log.info("no %s to resume from; starting a new run", last)
@@ -276,15 +319,27 @@ def _run(cfg, data, out, resume, dev, rank, world, batch_hook, progress):
     lead = rank == 0
     val_batch = held_out_set(sources, cfg) if lead and cfg.val_samples else None
     metrics = MetricsLog(out, keep_until=step if state is not None else None) if lead else None
+    span = RowSpan(state.get("rows") if state else None, rank) if fresh else None
+    settings = {
+        "data": [s.name for s in sources],
+        "world_size": world,
+        "symbols_truncated": truncated,
+    }
+    if fresh:
+        settings["generate"] = generate
+        settings["rows"] = _rows_record(state.get("rows") if state else [[None, None]] * world)
     if lead:
-        _write_settings(out, cfg, [s.name for s in sources], world, truncated)
+        _write_settings(out, cfg, settings)
     amp = cfg.amp and dev.type == "cuda"  # bf16 autocast
     bar = tqdm(total=cfg.steps, initial=step, disable=not (lead and progress), unit="step")
     final: dict[str, float] = {}
     tick, tick_step = time.perf_counter(), step
     try:
         while step < cfg.steps:
-            batch = _to_device(next(batches), dev)
+            batch = next(batches)
+            if span is not None:
+                span.update(batch["row"])
+            batch = _to_device(batch, dev)
             extra: dict[str, float] = {}
             if batch_hook is not None:
                 batch = batch_hook(batch, step, model)
@@ -312,6 +367,8 @@ def _run(cfg, data, out, resume, dev, rank, world, batch_hook, progress):
             model.after_step()
             step += 1
             bar.update(1)
+            saving = step % cfg.ckpt_every == 0 or step == cfg.steps
+            spans = span.spans(world) if span is not None and saving else None  # every rank
             if not lead:
                 continue
             if step % cfg.log_every == 0 or step == cfg.steps:
@@ -331,7 +388,10 @@ def _run(cfg, data, out, resume, dev, rank, world, batch_hook, progress):
                 final.update(val)
                 improved = val["val_loss"] < best
                 best = min(best, val["val_loss"])
-            if step % cfg.ckpt_every == 0 or step == cfg.steps or improved:
+            if spans is not None:
+                settings["rows"] = _rows_record(spans)
+                _write_settings(out, cfg, settings)
+            if saving or improved:
                 ckpt = {
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
@@ -344,9 +404,12 @@ def _run(cfg, data, out, resume, dev, rank, world, batch_hook, progress):
                 }
                 if hasattr(batch_hook, "state_dict"):  # e.g. the OATS score cache
                     ckpt["hook"] = batch_hook.state_dict()
+                if fresh:
+                    ckpt["generate"] = generate
+                    ckpt["rows"] = [[r["first_row"], r["last_row"]] for r in settings["rows"]]
                 if improved:
                     checkpoint.save(out / checkpoint.BEST, ckpt)
-                if step % cfg.ckpt_every == 0 or step == cfg.steps:
+                if saving:
                     checkpoint.save(last, ckpt)
     finally:
         bar.close()
@@ -355,8 +418,14 @@ def _run(cfg, data, out, resume, dev, rank, world, batch_hook, progress):
     return final
 
 
-def _write_settings(out: Path, cfg: PretrainConfig, data: list[str], world: int, truncated: float):
+def _rows_record(spans: list) -> list[dict]:
+    """The ``rows`` entry of ``run.json``: per rank, the first and last row trained on."""
+    return [
+        {"rank": r, "first_row": first, "last_row": last} for r, (first, last) in enumerate(spans)
+    ]
+
+
+def _write_settings(out: Path, cfg: PretrainConfig, settings: dict) -> None:
     """``config.json`` (the effective config, a valid ``--config`` file) and ``run.json``."""
     (out / CONFIG).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-    context = {"data": data, "world_size": world, "symbols_truncated": truncated}
-    (out / "run.json").write_text(json.dumps(context, indent=2) + "\n")
+    (out / "run.json").write_text(json.dumps(settings, indent=2) + "\n")
