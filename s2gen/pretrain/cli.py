@@ -99,6 +99,20 @@ def build_config(preset: str, config_file: str | None, overrides: dict) -> Pretr
     default=None,
     help="OATS: first augmented step [default: end of warm-up].",
 )
+@click.option(
+    "--mlflow",
+    "mlflow_uri",
+    default=None,
+    help="MLflow tracking URI (sqlite:///mlflow.db locally; needs s2gen[track]): log the "
+    "config, the metrics of every logged step and the checkpoints.",
+)
+@click.option(
+    "--register",
+    "register_name",
+    default=None,
+    help="With --mlflow: register the run's checkpoint (best.pt) as a new version of this "
+    "model; read it back with --checkpoint models:/NAME/VERSION.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def pretrain(
     store_path,
@@ -121,6 +135,8 @@ def pretrain(
     oats_ref,
     explore_prob,
     oats_after,
+    mlflow_uri,
+    register_name,
     quiet,
 ) -> None:
     """Pretrain a series encoder on a store (S2: against its expressions, SymTime-style).
@@ -154,6 +170,7 @@ def pretrain(
         torch.set_num_threads(threads)
     if oats_ref and not oats_generator:
         raise click.BadParameter("--oats-ref needs --oats GEN.pt", param_hint="--oats-ref")
+    tracker = _tracker(mlflow_uri, register_name, out_dir)
     try:
         hook = None
         if oats_generator:
@@ -175,14 +192,53 @@ def pretrain(
             device=device,
             batch_hook=hook,
             progress=not quiet,
+            sinks=(tracker,) if tracker else (),
         )
-    except (ValueError, StoreError) as exc:
-        raise click.ClickException(str(exc)) from exc
+        version = _log_outputs(tracker, out_dir, register_name) if tracker else None
+    except BaseException as exc:
+        if tracker:
+            tracker.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        if isinstance(exc, (ValueError, StoreError)):
+            raise click.ClickException(str(exc)) from exc
+        raise
     if int(os.environ.get("RANK", 0)) != 0:  # under torchrun, rank 0 reports
         return
     shown = ("loss", "val_loss", "val_t2s_top1", "val_t2s_top10", "val_mlm_acc", "val_inst")
     summary = ", ".join(f"{k} {final[k]:.4g}" for k in shown if k in final)
     click.echo(f"pretrained {cfg.steps} steps into {out_dir}: {summary}")
+    if version is not None:
+        click.echo(f"registered models:/{register_name}/{version} ({mlflow_uri})")
+
+
+def _tracker(mlflow_uri: str | None, register_name: str | None, out_dir: str):
+    """The MLflow tracker of rank 0 (None elsewhere or without --mlflow, which says so once)."""
+    from s2gen import tracking
+
+    if register_name and not mlflow_uri:
+        raise click.BadParameter("--register NAME needs --mlflow URI", param_hint="--register")
+    if int(os.environ.get("RANK", 0)) != 0:
+        return None
+    if not mlflow_uri:
+        click.echo(tracking.enable_hint("pretrain"), err=True)
+        return None
+    from s2gen.pretrain.tracked import pretraining_tracker
+
+    try:
+        if register_name:
+            tracking.check_name(register_name)
+        return pretraining_tracker(mlflow_uri, out_dir)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--register") from exc
+    except ImportError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _log_outputs(tracker, out_dir: str, register_name: str | None) -> str | None:
+    from s2gen.pretrain.tracked import log_outputs
+
+    version = log_outputs(tracker, out_dir, register_name)
+    tracker.end("FINISHED")
+    return version
 
 
 def _read_series(path: Path):
@@ -209,8 +265,7 @@ def _read_series(path: Path):
     "--checkpoint",
     "checkpoint_path",
     required=True,
-    type=click.Path(exists=True, dir_okay=False),
-    help="last.pt or best.pt of a pretraining run.",
+    help="last.pt or best.pt of a pretraining run, or a registered model models:/NAME/VERSION.",
 )
 @click.option(
     "--input",
@@ -219,7 +274,26 @@ def _read_series(path: Path):
     type=click.Path(exists=True, dir_okay=False),
     help="Series as .npy (n, L) or .csv (one series per row, comma-separated).",
 )
-@click.option("--out", "out_path", required=True, help="Embeddings (n, dim) as .npy or .csv.")
+@click.option(
+    "--out",
+    "out_path",
+    required=True,
+    help="Embeddings as .npy or .csv: (n, dim); with --level patch (n, tokens, d), .npy only.",
+)
+@click.option(
+    "--level",
+    type=click.Choice(["instance", "patch"]),
+    default="instance",
+    show_default=True,
+    help="instance: one embedding per series; patch: the state of every token (patch, or "
+    "time step for a per-step backbone) of the resized series.",
+)
+@click.option(
+    "--mlflow",
+    "mlflow_uri",
+    default=None,
+    help="Tracking URI a models:/ checkpoint is read from [default: $MLFLOW_TRACKING_URI].",
+)
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option(
     "--resize",
@@ -232,23 +306,40 @@ def _read_series(path: Path):
 @click.option(
     "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
 )
-def embed(checkpoint_path, input_path, out_path, batch_size, resize, device) -> None:
+def embed(
+    checkpoint_path, input_path, out_path, level, mlflow_uri, batch_size, resize, device
+) -> None:
     """Embed series with a pretrained series encoder (resized to its window by default)."""
+    import tempfile
+
     import numpy as np
 
     out = Path(out_path)
     if out.suffix not in (".npy", ".csv"):
         raise click.BadParameter(f"{out}: give a .npy or .csv path", param_hint="--out")
+    if level == "patch" and out.suffix != ".npy":
+        raise click.BadParameter(
+            f"{out}: patch-level embeddings are (n, tokens, d): give a .npy path",
+            param_hint="--out",
+        )
     series = _read_series(Path(input_path))
     from s2gen.pretrain.encoder import load_encoder
     from s2gen.pretrain.train import resolve_device
+    from s2gen.tracking import resolve_checkpoint
 
+    with tempfile.TemporaryDirectory(prefix="s2gen-registry-") as cache:
+        try:
+            local = resolve_checkpoint(checkpoint_path, mlflow_uri, cache)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--checkpoint") from exc
+        except ImportError as exc:
+            raise click.ClickException(str(exc)) from exc
+        try:
+            encoder = load_encoder(local, resolve_device(device))
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
     try:
-        encoder = load_encoder(checkpoint_path, resolve_device(device))
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from exc
-    try:
-        emb = encoder.embed(series, batch_size=batch_size, resize=resize)
+        emb = encoder.embed(series, batch_size=batch_size, resize=resize, level=level)
     except ValueError as exc:
         raise click.ClickException(f"--input {input_path}: {exc}") from exc
     if out.suffix == ".npy":
