@@ -273,3 +273,13 @@ def test_artifact_location_and_labels():
     assert tracking.checkpoint_label("runs/a/best.pt") == "best"
     with pytest.raises(ValueError, match="model name"):
         tracking.check_name("-enc")
+
+
+def test_only_rank_0_tracks_under_ddp(monkeypatch, capsys):
+    from s2gen.pretrain.cli import _tracker
+
+    monkeypatch.setenv("RANK", "1")
+    assert _tracker("sqlite:///never.db", "enc", "out") is None  # no client, no file
+    assert _tracker(None, None, "out") is None
+    assert capsys.readouterr().err == ""  # the hint is rank 0's too
+    assert not Path("never.db").exists()

@@ -141,8 +141,9 @@ def pretrain(
 ) -> None:
     """Pretrain a series encoder on a store (S2: against its expressions, SymTime-style).
 
-    Writes config.json, run.json, metrics.jsonl, last.pt and best.pt to --out;
-    runs under torchrun (DDP) as is, e.g. `torchrun --nproc_per_node 2 -m s2gen pretrain ...`.
+    Writes config.json, run.json, metrics.jsonl, last.pt and best.pt to --out
+    (and mlflow.json, the MLflow run's id, with --mlflow); runs under torchrun
+    (DDP) as is, e.g. `torchrun --nproc_per_node 2 -m s2gen pretrain ...`.
     """
     overrides = {
         "objective": objective,
