@@ -16,6 +16,7 @@ stores keep their own default. Recent MLflow refuses plain file stores by defaul
 ``sqlite:///mlflow.db`` is the local choice.
 """
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -47,6 +48,10 @@ def enable_hint(command: str) -> str:
     return line
 
 
+class TrackingError(ValueError):
+    """An MLflow call failed (unreachable server, refused store, ...); the message says which."""
+
+
 def _mlflow():
     try:
         import mlflow
@@ -56,9 +61,23 @@ def _mlflow():
     return mlflow, MlflowException
 
 
+@contextlib.contextmanager
+def _translated(uri: str):
+    """MLflow's exceptions as ``TrackingError`` naming the store (and the local choice)."""
+    _, MlflowException = _mlflow()
+    try:
+        yield
+    except MlflowException as error:
+        message = str(error.message).splitlines()[0][:300]
+        raise TrackingError(
+            f"MLflow at {uri}: {message} (a local store: --mlflow {LOCAL_URI})"
+        ) from None
+
+
 def _client(uri: str):
     mlflow, _ = _mlflow()
-    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    with _translated(uri):  # a store may refuse at once (a file store in recent MLflow)
+        return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 def check_name(name: str) -> str:
@@ -101,7 +120,9 @@ class Tracker:
     state_file : where ``start`` records the run id (a run directory's ``mlflow.json``),
         so that ``start(..., resume=True)`` continues the same MLflow run.
 
-    Importing MLflow happens here: without it, ImportError with the install line.
+    MLflow is imported and the store reached here, before any work: ImportError with
+    the install line without MLflow, ``TrackingError`` when the store refuses (every
+    method raises ``TrackingError`` for MLflow's errors).
     """
 
     def __init__(self, uri: str, run_name: str | None = None, state_file: Path | None = None):
@@ -110,42 +131,51 @@ class Tracker:
         self.run_name = run_name
         self.state_file = Path(state_file) if state_file is not None else None
         self.run_id: str | None = None
+        with _translated(uri):
+            self.experiment_id = _experiment_id(self.client, uri)
 
     def start(self, params: dict[str, Any], resume: bool = False) -> None:
         """Open the run and log ``params`` (values as text); ``resume`` continues a recorded run.
 
         A continued run keeps the parameters it has; only new keys are added (MLflow
-        parameters cannot change, and a resume may raise ``steps``).
+        parameters cannot change, and a resume may raise ``steps``). A recorded run
+        that no longer exists is replaced by a new one.
         """
-        recorded = self._recorded() if resume else None
-        if recorded is not None:
-            self.run_id = recorded
-            self.client.update_run(recorded, status="RUNNING")
-            known = self.client.get_run(recorded).data.params
-            params = {k: v for k, v in params.items() if k not in known}
-        else:
-            run = self.client.create_run(
-                _experiment_id(self.client, self.uri), run_name=self.run_name
-            )
-            self.run_id = run.info.run_id
+        with _translated(self.uri):
+            recorded = self._recorded() if resume else None
+            if recorded is not None:
+                self.run_id = recorded.info.run_id
+                self.client.update_run(self.run_id, status="RUNNING")
+                params = {k: v for k, v in params.items() if k not in recorded.data.params}
+            else:
+                run = self.client.create_run(self.experiment_id, run_name=self.run_name)
+                self.run_id = run.info.run_id
         if self.state_file is not None:
             record = {"tracking_uri": self.uri, "run_id": self.run_id}
             self.state_file.write_text(json.dumps(record, indent=2) + "\n")
         self.log_params(params)
 
-    def _recorded(self) -> str | None:
+    def _recorded(self):
+        """The MLflow run recorded in ``state_file`` for this URI, or None."""
         if self.state_file is None or not self.state_file.is_file():
             return None
         record = json.loads(self.state_file.read_text())
-        return record["run_id"] if record.get("tracking_uri") == self.uri else None
+        if record.get("tracking_uri") != self.uri:
+            return None
+        _, MlflowException = _mlflow()
+        try:
+            return self.client.get_run(record["run_id"])
+        except MlflowException:
+            return None
 
     def log_params(self, params: dict[str, Any]) -> None:
         """Parameters of the run, values as text."""
         from mlflow.entities import Param
 
         items = [Param(str(k), str(v)) for k, v in params.items()]
-        for start in range(0, len(items), 100):  # MLflow takes at most 100 per batch
-            self.client.log_batch(self.run_id, params=items[start : start + 100])
+        with _translated(self.uri):
+            for start in range(0, len(items), 100):  # MLflow takes at most 100 per batch
+                self.client.log_batch(self.run_id, params=items[start : start + 100])
 
     def write(self, step: int, values: dict[str, float]) -> None:
         """Metrics of one step (the pretraining loop's sink interface)."""
@@ -153,11 +183,13 @@ class Tracker:
 
         stamp = int(time.time() * 1000)
         metrics = [Metric(str(k), float(v), stamp, int(step)) for k, v in values.items()]
-        self.client.log_batch(self.run_id, metrics=metrics)
+        with _translated(self.uri):
+            self.client.log_batch(self.run_id, metrics=metrics)
 
     def log_artifact(self, path: str | Path, folder: str | None = None) -> None:
         """Copy a local file into the run's artifacts (under ``folder``)."""
-        self.client.log_artifact(self.run_id, str(path), folder)
+        with _translated(self.uri):
+            self.client.log_artifact(self.run_id, str(path), folder)
 
     def register(self, name: str, folder: str = MODEL_DIR) -> str:
         """Make the run's artifact ``folder`` a new version of model ``name``; the version.
@@ -166,19 +198,28 @@ class Tracker:
         """
         _, MlflowException = _mlflow()
         check_name(name)
-        try:
-            self.client.create_registered_model(name)
-        except MlflowException as error:
-            if error.error_code != "RESOURCE_ALREADY_EXISTS":
-                raise
-        source = f"{self.client.get_run(self.run_id).info.artifact_uri}/{folder}"
-        version = self.client.create_model_version(name, source=source, run_id=self.run_id)
+        with _translated(self.uri):
+            try:
+                self.client.create_registered_model(name)
+            except MlflowException as error:
+                if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+            source = f"{self.client.get_run(self.run_id).info.artifact_uri}/{folder}"
+            version = self.client.create_model_version(name, source=source, run_id=self.run_id)
         return str(version.version)
 
     def end(self, status: str = "FINISHED") -> None:
         """Close the run (FINISHED, FAILED or KILLED); a run never started is left alone."""
         if self.run_id is not None:
-            self.client.set_terminated(self.run_id, status=status)
+            with _translated(self.uri):
+                self.client.set_terminated(self.run_id, status=status)
+
+    def abort(self, status: str = "FAILED") -> None:
+        """``end`` when something else already failed: an MLflow error here is dropped."""
+        try:
+            self.end(status)
+        except TrackingError:
+            pass
 
 
 def is_registry_uri(value: str) -> bool:
@@ -240,11 +281,13 @@ def resolve_checkpoint(value: str, tracking_uri: str | None, cache_dir: str | Pa
         else:
             version = str(client.get_model_version(name, found["version"]).version)
     except MlflowException as error:
-        raise ValueError(f"{value} is not in the registry of {uri}: {error.message}") from None
+        message = str(error.message).splitlines()[0][:300]
+        raise ValueError(f"{value} is not in the registry of {uri}: {message}") from None
     key = hashlib.sha256(uri.encode()).hexdigest()[:12]
     folder = Path(cache_dir) / key / name / version
     if not folder.is_dir():
-        _download(client, uri, name, version, folder)
+        with _translated(uri):
+            _download(client, uri, name, version, folder)
     files = sorted(folder.rglob("*.pt"))
     if len(files) != 1:
         raise ValueError(

@@ -239,6 +239,9 @@ def test_registry_uri_without_a_store_and_register_misuse(registry, monkeypatch)
     assert "--register NAME needs --mlflow URI" in result.output
     result = invoke(pretrain, *args, "--mlflow", registry.uri, "--register", "a b", expect=2)
     assert "model name 'a b' is invalid" in result.output
+    result = invoke(pretrain, *args, "--mlflow", "plainstore", expect=1)  # a file store
+    assert "MLflow at plainstore:" in result.output
+    assert "(a local store: --mlflow sqlite:///mlflow.db)" in result.output
     assert not (registry.root / "never").exists()
     _nothing_written_outside(registry)
 

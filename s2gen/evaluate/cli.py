@@ -107,7 +107,7 @@ def _score_option(command):
         type=click.Choice(tuple(ANOMALY_SCORES)),
         default=None,
         help="anomaly: how an encoder scores a point (masking: TS2Vec's change of the "
-        "representation when the point's token is masked) [default: masking]",
+        "representation of the point's token when the point is masked) [default: masking]",
     )(command)
 
 
@@ -310,8 +310,8 @@ def evaluate(
     Forecasting: ridge from the embedding of the context window to the next H
     values -> MSE and MAE on the test tail of the z-normalised series
     (--protocol ts2vec: from the last timestamp's representation). Anomaly: a
-    score per point (--score masking: how much the last token's state changes
-    when it is masked, TS2Vec), flagged above mean + 4 std of the first part's
+    score per point (--score masking: how much the state of its token changes
+    when the point is masked, TS2Vec), flagged above mean + 4 std of the first part's
     scores -> F1 with point adjustment on the tested tail of a labelled .csv.
     Below the tables: each model's mean score, average rank and wins/ties/losses
     against every other model.

@@ -239,19 +239,19 @@ class _MlflowLog:
         try:
             yield
         except BaseException:
-            self.end(None)
+            if self.tracker is not None:
+                self.tracker.abort("FAILED")
             raise
 
     def metrics(self, values: dict, step: int = 0) -> None:
         if self.tracker is not None:
             self.tracker.write(step, values)
 
-    def end(self, checkpoint: Path | None) -> None:
-        """Log ``checkpoint`` and close the run (FINISHED); None closes it as FAILED."""
+    def end(self, checkpoint: Path) -> None:
+        """Log ``checkpoint`` and close the run (FINISHED)."""
         if self.tracker is not None:
-            if checkpoint is not None:
-                self.tracker.log_artifact(checkpoint)
-            self.tracker.end("FINISHED" if checkpoint is not None else "FAILED")
+            self.tracker.log_artifact(checkpoint)
+            self.tracker.end("FINISHED")
 
 
 def finetune(

@@ -198,7 +198,7 @@ def pretrain(
         version = _log_outputs(tracker, out_dir, register_name) if tracker else None
     except BaseException as exc:
         if tracker:
-            tracker.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+            tracker.abort("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         if isinstance(exc, (ValueError, StoreError)):
             raise click.ClickException(str(exc)) from exc
         raise
@@ -224,13 +224,14 @@ def _tracker(mlflow_uri: str | None, register_name: str | None, out_dir: str):
         return None
     from s2gen.pretrain.tracked import pretraining_tracker
 
-    try:
-        if register_name:
+    if register_name:
+        try:
             tracking.check_name(register_name)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--register") from exc
+    try:
         return pretraining_tracker(mlflow_uri, out_dir)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--register") from exc
-    except ImportError as exc:
+    except (ImportError, tracking.TrackingError) as exc:
         raise click.ClickException(str(exc)) from exc
 
 
