@@ -506,10 +506,18 @@ def finetune(
     datasets,
     out,
     config_file,
+    epochs,
+    batch_size,
+    lr,
+    head_lr,
+    weight_decay,
+    val_fraction,
+    patience,
+    seeds,
     mlflow_uri,
+    resize,
     device,
     verbose,
-    **flags,
 ):
     """Fine-tune an encoder with a linear head per dataset; report test accuracy.
 
@@ -529,6 +537,17 @@ def finetune(
     from s2gen.evaluate.report import file_sha256, write_results
     from s2gen.pretrain import load_encoder, random_encoder
 
+    flags = dict(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        head_lr=head_lr,
+        weight_decay=weight_decay,
+        val_fraction=val_fraction,
+        patience=patience,
+        seeds=seeds,
+        resize=resize,
+    )
     given = {
         name: value
         for name, value in flags.items()
