@@ -312,3 +312,143 @@ def test_checkpoint_columns_are_named_by_file_and_made_unique():
 
     assert _checkpoint_names(("a/best.pt", "b/best.pt")) == ["a/best", "b/best"]
     assert _checkpoint_names(("a/best.pt", "a/best.pt")) == ["a/best#1", "a/best#2"]
+
+
+BUMPS = str(DATA / "bumps.csv")
+
+
+def test_evaluate_anomaly_masking_finds_the_injected_anomalies(checkpoint, tmp_path):
+    out = tmp_path / "anomaly"
+    invoke(
+        evaluate,
+        *("--checkpoint", checkpoint, "--random-init", "--seeds", 2, "--task", "anomaly"),
+        *("--dataset", BUMPS, "--label-column", "label", "--out", out),
+    )
+    document = json.loads((out / "results.json").read_text())
+    config = document["config"]
+    assert config["test_fraction"] == 0.5 and config["score"] == "masking"
+    assert config["label_column"] == "label" and config["protocol"] is None
+    records = {(r["model"], r["seed"]): r for r in document["records"]}
+    assert set(records) == {
+        ("zscore", None),
+        ("random", None),
+        ("run/best", None),
+        ("random-init", 0),
+        ("random-init", 1),
+    }
+    assert all(set(r["metrics"]) == {"f1"} for r in records.values())
+    masking = records[("run/best", None)]
+    assert masking["info"]["score"] == "masking" and masking["info"]["segments"] == 6
+    assert masking["info"]["n_test"] == 500 and masking["info"]["context"] == 48
+    # 5 of the 6 injected anomalies found (F1 0.79); random scores flag nothing (F1 0)
+    assert masking["info"]["detected"] >= 4 and masking["metrics"]["f1"] > 0.6
+    assert records[("random", None)]["metrics"]["f1"] == 0.0
+    assert masking["metrics"]["f1"] > records[("zscore", None)]["metrics"]["f1"]
+    assert document["summary"]["anomaly"]["metric"] == "f1"
+    assert "anomaly: f1" in (out / "results.md").read_text()
+
+
+def test_evaluate_forecasting_ts2vec_protocol_uses_the_last_token(checkpoint, tmp_path):
+    out = tmp_path / "ts2vec"
+    invoke(
+        evaluate,
+        *("--checkpoint", checkpoint, "--random-init", "--seeds", 1, "--task", "forecasting"),
+        *("--dataset", MONTHLY, "--horizon", 6, "--context", 24, "--column", "visitors"),
+        *("--protocol", "ts2vec", "--out", out),
+    )
+    document = json.loads((out / "results.json").read_text())
+    assert document["config"]["protocol"] == "ts2vec"
+    records = {r["model"]: r for r in document["records"]}
+    from s2gen.evaluate.protocols import TS2VEC_ALPHAS
+
+    for model in ("run/best", "random-init"):
+        info = records[model]["info"]
+        assert info["protocol"] == "ts2vec" and info["dim"] == 16  # one token state, d_model
+        assert info["alpha"] in TS2VEC_ALPHAS and info["n_val"] >= 1
+    assert records["ridge-raw"]["info"]["protocol"] == "ts2vec"
+    assert records["naive"]["info"]["protocol"] == "ts2vec"  # the run's protocol, on every row
+    window = tmp_path / "window"
+    invoke(
+        evaluate,
+        *("--checkpoint", checkpoint, "--task", "forecasting", "--dataset", MONTHLY),
+        *("--horizon", 6, "--context", 24, "--column", "visitors", "--out", window),
+    )
+    plain = json.loads((window / "results.json").read_text())
+    assert plain["config"]["protocol"] == "window"
+    best = {r["model"]: r for r in plain["records"]}["run/best"]
+    assert best["info"]["protocol"] == "window" and best["info"]["dim"] == 32
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--task", "classification", "--protocol", "ts2vec"], "forecasting only"),
+        (["--task", "anomaly"], "needs --label-column"),
+        (["--task", "forecasting", "--horizon", "3", "--score", "masking"], "anomaly only"),
+        (["--task", "anomaly", "--label-column", "label", "--horizon", "3"], "forecasting only"),
+        (["--task", "classification", "--label-column", "label"], "anomaly only"),
+    ],
+)
+def test_evaluate_task_options_are_checked(tmp_path, args, message):
+    result = invoke(
+        evaluate, "--random-init", "--dataset", BUMPS, *args, "--out", tmp_path, expect=2
+    )
+    assert message in result.output
+
+
+def test_embed_patch_level_gives_the_token_states(checkpoint, tmp_path):
+    from s2gen.pretrain import load_encoder
+    from s2gen.pretrain.cli import embed
+
+    series = np.random.default_rng(0).normal(size=(3, 40))
+    np.savetxt(tmp_path / "in.csv", series, delimiter=",")
+    args = ("--checkpoint", checkpoint, "--input", tmp_path / "in.csv", "--device", "cpu")
+    result = invoke(embed, *args, "--level", "patch", "--out", tmp_path / "tokens.npy")
+    tokens = np.load(tmp_path / "tokens.npy")
+    assert tokens.shape == (3, 4, 16) and "(3, 4, 16)" in result.output  # 64 / 16 patches, d 16
+    encoder = load_encoder(checkpoint)
+    with torch.no_grad():
+        expected = encoder.forward_tokens(torch.from_numpy(series).float()).numpy()
+    np.testing.assert_allclose(tokens, expected, atol=1e-5)
+    instance = encoder.embed(series)
+    np.testing.assert_allclose(instance[:, 16:], tokens.mean(axis=1), atol=1e-5)  # patch mean
+    result = invoke(embed, *args, "--level", "patch", "--out", tmp_path / "t.csv", expect=2)
+    assert "give a .npy path" in result.output
+    with pytest.raises(ValueError, match="one token count"):
+        encoder.embed([np.ones(20), np.ones(40)], resize="none", level="patch")
+    assert encoder.embed([np.ones(20), np.ones(40)], level="patch").shape == (2, 4, 16)
+
+
+def test_finetune_config_file_with_flags_on_top(checkpoint, tmp_path):
+    settings = tmp_path / "ft.toml"
+    settings.write_text("epochs = 3\nbatch_size = 4\nval_fraction = 0.25\nseeds = 2\nlr = 1e-3\n")
+    out = tmp_path / "ft"
+    args = ("--checkpoint", checkpoint, "--dataset", RAMPS, "--out", out)
+    result = invoke(finetune, *args, "--config", settings, "--epochs", 1)
+    assert "Ramps seed 1: test accuracy" in result.output
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["epochs"] == 1 and saved["batch_size"] == 4 and saved["seeds"] == 2
+    assert saved["lr"] == 1e-3 and saved["head_lr"] == 1e-3 and saved["resize"] == "linear"
+    checkpoint_cfg = torch.load(out / "Ramps" / "seed1" / "finetuned.pt", weights_only=True)
+    assert checkpoint_cfg["config"]["epochs"] == 1 and checkpoint_cfg["config"]["lr"] == 1e-3
+    document = json.loads((out / "results.json").read_text())
+    assert document["config"]["epochs"] == 1 and len(document["records"]) == 2
+    again = tmp_path / "again"
+    invoke(
+        finetune,
+        "--checkpoint",
+        checkpoint,
+        "--dataset",
+        RAMPS,
+        "--config",
+        out / "config.json",
+        "--out",
+        again,
+    )
+    assert json.loads((again / "config.json").read_text()) == saved  # config.json is a --config
+    settings.write_text("epochs = 3\nlearning_rate = 0.1\n")
+    result = invoke(finetune, *args, "--config", settings, expect=2)
+    assert "unknown fine-tuning setting(s) ['learning_rate']" in result.output
+    settings.write_text('epochs = "3"\n')
+    result = invoke(finetune, *args, "--config", settings, expect=2)
+    assert "epochs='3' is invalid" in result.output

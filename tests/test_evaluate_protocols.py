@@ -188,6 +188,43 @@ def test_forecasting_probe_learns_from_informative_embeddings_only():
     assert bad["mse"] > 10 * good["mse"]
 
 
+class LastSteps:
+    """Stand-in encoder for the ts2vec protocol: the 'last token' is the window's last 16
+    points, instance-normalised (what a good last-timestamp representation knows)."""
+
+    def __call__(self, series):
+        raise AssertionError("the ts2vec protocol must use the last token, not the embedding")
+
+    def last_token(self, windows):
+        x = np.asarray(windows)[:, -16:]
+        return (x - x.mean(1, keepdims=True)) / (x.std(1, keepdims=True) + 1e-8)
+
+
+class NoiseToken(LastSteps):
+    def last_token(self, windows):
+        return np.random.default_rng(len(windows)).standard_normal((len(windows), 16))
+
+
+def test_ts2vec_protocol_forecasts_from_the_last_token_with_alpha_from_validation():
+    rng = np.random.default_rng(0)
+    t = np.arange(400)
+    values = np.sin(2 * np.pi * t / 16) + 0.05 * rng.standard_normal(400)
+    cfg = ForecastConfig(horizon=8, context=32, protocol="ts2vec")
+    good = protocols.forecasting_probe(LastSteps(), values, cfg)
+    assert good["protocol"] == "ts2vec" and good["dim"] == 16
+    assert good["alpha"] in protocols.TS2VEC_ALPHAS
+    n_train = 320 - 8 - 32 + 1  # origins 32 .. 312
+    assert good["n_train"] == n_train and good["n_val"] == round(0.25 * n_train)
+    naive = baselines.forecast_baselines(values, None, cfg)["naive"]
+    assert good["mse"] < 0.05 < naive["mse"]
+    bad = protocols.forecasting_probe(NoiseToken(), values, cfg)
+    assert bad["mse"] > 10 * good["mse"]
+    with pytest.raises(ValueError, match="needs an encoder's token states"):
+        protocols.forecasting_probe(window_embed, values, cfg)
+    with pytest.raises(ValueError, match="protocol='last'"):
+        ForecastConfig(horizon=8, protocol="last")
+
+
 def test_nn1_is_invariant_to_offset_and_scale_and_handles_unequal_lengths():
     train, y_train = two_frequency_cases(10, seed=3)
     test, y_test = two_frequency_cases(20, seed=4)

@@ -26,7 +26,8 @@ given its fixed seed, so it runs once (seed None in the records).
 Forecasting: naive (repeat the last value), seasonal naive (repeat the last
 season; Hyndman & Athanasopoulos, "Forecasting: principles and practice",
 section 5.2) and a ridge regression on the raw context window, normalised
-per window like the encoder probe (a linear model in the spirit of DLinear).
+per window like the encoder probe (a linear model in the spirit of DLinear), fitted
+as the encoders are under the chosen protocol (``ForecastConfig.protocol``).
 """
 
 from collections.abc import Sequence
@@ -45,6 +46,7 @@ from s2gen.evaluate.protocols import (
     ForecastConfig,
     fit_classifier,
     fit_ridge_forecaster,
+    fit_ridge_ts2vec,
     forecast_errors,
     make_windows,
     window_scale,
@@ -297,10 +299,10 @@ def forecast_baselines(values: np.ndarray, period: int | None, cfg: ForecastConf
         results["seasonal-naive"] = forecast_errors(prediction, windows.test_target)
     mu_train, sd_train = window_scale(windows.train_context)  # (n_train, 1)
     mu_test, sd_test = window_scale(windows.test_context)  # (n_test, 1)
-    results["ridge-raw"] = fit_ridge_forecaster(
-        (windows.train_context - mu_train) / sd_train,
-        windows,
-        (windows.test_context - mu_test) / sd_test,
-        cfg,
-    )
+    train = (windows.train_context - mu_train) / sd_train
+    test = (windows.test_context - mu_test) / sd_test
+    if cfg.protocol == "ts2vec":  # the encoders' ridge procedure, on the raw windows
+        results["ridge-raw"] = fit_ridge_ts2vec(train, windows, test)
+    else:
+        results["ridge-raw"] = fit_ridge_forecaster(train, windows, test, cfg)
     return results

@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from s2gen.pretrain.options import architecture_options
 
@@ -31,22 +32,25 @@ def _resize_option(command):
 
 
 def _embed_fn(encoder, batch_size: int, resize: str = "linear"):
-    """A frozen ``embed`` callable over ``encoder`` in eval mode, without autograd."""
-    import torch
+    """The encoder frozen, as the probes call it (``s2gen.evaluate.frozen.FrozenEncoder``)."""
+    from s2gen.evaluate.frozen import FrozenEncoder
 
-    encoder.eval()
-
-    def embed(series):
-        with torch.no_grad():
-            return encoder.embed(series, batch_size=batch_size, resize=resize)
-
-    return embed
+    return FrozenEncoder(encoder, batch_size, resize)
 
 
 def _checkpoint_names(checkpoints: tuple[str, ...]) -> list[str]:
-    """Table column names: run directory / file stem ("run/best"), made unique when needed."""
-    stems = [str(Path(Path(c).parent.name, Path(c).stem)) for c in checkpoints]
+    """Table column names: run directory / file stem ("run/best"), or NAME/VERSION of a
+    registry URI, made unique when needed."""
+    from s2gen.tracking import checkpoint_label, is_registry_uri
+
+    stems = [
+        checkpoint_label(c) if is_registry_uri(c) else str(Path(Path(c).parent.name, Path(c).stem))
+        for c in checkpoints
+    ]
     return [s if stems.count(s) == 1 else f"{s}#{k + 1}" for k, s in enumerate(stems)]
+
+
+REGISTRY_CACHE = "registry"  # under --out: checkpoints downloaded from a model registry
 
 
 def _architecture(checkpoint_path: str, flags: dict) -> dict:
@@ -61,14 +65,22 @@ def _architecture(checkpoint_path: str, flags: dict) -> dict:
 
 
 def _model_specs(
-    checkpoints, random_init, preset, device, batch_size, resize="linear", architecture=None
+    checkpoints,
+    random_init,
+    preset,
+    device,
+    batch_size,
+    resize="linear",
+    architecture=None,
+    names=None,
 ):
-    """ModelSpecs of the checkpoints and of the random initialisation.
+    """ModelSpecs of the checkpoints (local files) and of the random initialisation.
 
     The random encoder has ``preset``'s architecture with the ``architecture``
     flags (``--backbone``), or, when ``preset`` is None, that of the first
     checkpoint (the "small" preset without one). Checkpoints that contradict
-    the flags are refused.
+    the flags are refused. ``names`` are the checkpoints' column names
+    (default: from their paths).
     """
     from s2gen.evaluate.suite import ModelSpec
     from s2gen.pretrain import load_encoder, random_encoder
@@ -98,7 +110,7 @@ def _model_specs(
 
     specs = [
         ModelSpec(name, from_checkpoint(path), seeded=False)
-        for name, path in zip(_checkpoint_names(checkpoints), checkpoints, strict=True)
+        for name, path in zip(names or _checkpoint_names(checkpoints), checkpoints, strict=True)
     ]
     if random_init:
         specs.append(ModelSpec("random-init", from_random, seeded=True))
@@ -125,6 +137,18 @@ def _check_memory(checkpoints, random_init, preset, batch_size: int, train: bool
         check_batch(lambda b, cfg=cfg: encoder_bytes(cfg, b, train), batch_size)
 
 
+def _score_option(command):
+    from s2gen.evaluate.anomaly import ANOMALY_SCORES
+
+    return click.option(
+        "--score",
+        type=click.Choice(tuple(ANOMALY_SCORES)),
+        default=None,
+        help="anomaly: how an encoder scores a point (masking: TS2Vec's change of the "
+        "representation of the point's token when the point is masked) [default: masking]",
+    )(command)
+
+
 def _list_datasets(ctx, param, value):
     """Eager ``--list-datasets``: print the known names and exit."""
     if not value or ctx.resilient_parsing:
@@ -135,6 +159,18 @@ def _list_datasets(ctx, param, value):
         click.echo(f"{task}: {', '.join(names)}")
     click.echo(f"(names marked 'not installed' need: {INSTALL_HINT})")
     ctx.exit()
+
+
+def _local_checkpoint(value: str, mlflow_uri: str | None, cache: Path) -> Path:
+    """A ``--checkpoint`` value (a file or models:/NAME/VERSION) as a local file."""
+    from s2gen.tracking import resolve_checkpoint
+
+    try:
+        return resolve_checkpoint(value, mlflow_uri, cache)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--checkpoint") from None
+    except ImportError as error:
+        raise click.ClickException(str(error)) from None
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -156,8 +192,7 @@ def _setup_logging(verbose: bool) -> None:
     "--checkpoint",
     "checkpoints",
     multiple=True,
-    type=click.Path(exists=True, dir_okay=False),
-    help="pretrained encoder checkpoint; repeatable",
+    help="pretrained encoder checkpoint, a .pt file or models:/NAME/VERSION; repeatable",
 )
 @click.option(
     "--random-init",
@@ -170,7 +205,9 @@ def _setup_logging(verbose: bool) -> None:
     help="architecture preset of --random-init (default: the first checkpoint's "
     "architecture; 'small' without a checkpoint)",
 )
-@click.option("--task", type=click.Choice(["classification", "forecasting"]), required=True)
+@click.option(
+    "--task", type=click.Choice(["classification", "forecasting", "anomaly"]), required=True
+)
 @click.option(
     "--dataset",
     "datasets",
@@ -187,8 +224,25 @@ def _setup_logging(verbose: bool) -> None:
 )
 @click.option("--horizon", type=click.IntRange(min=1), help="forecast horizon H (forecasting)")
 @click.option(
-    "--column", default=None, help="column of a .csv/.npy series given by path (default: the last)"
+    "--column",
+    default=None,
+    help="column of a .csv/.npy series given by path (default: the last; anomaly: the last "
+    "but the label column)",
 )
+@click.option(
+    "--label-column",
+    default=None,
+    help="anomaly: column of the 0/1 point labels (1 = anomalous) of the .csv series",
+)
+@click.option(
+    "--protocol",
+    type=click.Choice(["window", "ts2vec"]),
+    default=None,
+    help="forecasting: window (ridge from the pooled embedding of the context window) or "
+    "ts2vec (ridge from the last timestamp's representation, TS2Vec's alpha selection) "
+    "[default: window]",
+)
+@_score_option
 @click.option(
     "--period",
     type=click.IntRange(min=2),
@@ -200,14 +254,13 @@ def _setup_logging(verbose: bool) -> None:
     type=click.IntRange(min=2),
     default=48,
     show_default=True,
-    help="context window length (forecasting)",
+    help="context window length (forecasting; anomaly: the window ending at a scored point)",
 )
 @click.option(
     "--test-fraction",
     type=click.FloatRange(0, 1, min_open=True, max_open=True),
-    default=0.2,
-    show_default=True,
-    help="tail share of the series tested (forecasting)",
+    default=None,
+    help="tail share of the series tested [forecasting: 0.2; anomaly: 0.5, TS2Vec's split]",
 )
 @click.option(
     "--classifier",
@@ -253,6 +306,13 @@ def _setup_logging(verbose: bool) -> None:
     show_default=True,
     help="series per embedding batch",
 )
+@click.option(
+    "--mlflow",
+    "mlflow_uri",
+    default=None,
+    help="MLflow tracking URI that models:/ checkpoints are read from "
+    "[default: $MLFLOW_TRACKING_URI]",
+)
 @click.option("--verbose", "-v", is_flag=True, help="log progress")
 @architecture_options
 def evaluate(
@@ -264,6 +324,9 @@ def evaluate(
     ucr_root,
     horizon,
     column,
+    label_column,
+    protocol,
+    score,
     period,
     context,
     test_fraction,
@@ -275,6 +338,7 @@ def evaluate(
     out,
     device,
     batch_size,
+    mlflow_uri,
     verbose,
     architecture,
 ):
@@ -284,8 +348,12 @@ def evaluate(
     multivariate data) -> logistic regression or SVM with C cross-validated
     on the train split, or a random forest -> accuracy on the test split.
     Forecasting: ridge from the embedding of the context window to the next H
-    values -> MSE and MAE on the test tail of the z-normalised series. Below
-    the tables: each model's mean score, average rank and wins/ties/losses
+    values -> MSE and MAE on the test tail of the z-normalised series
+    (--protocol ts2vec: from the last timestamp's representation). Anomaly: a
+    score per point (--score masking: how much the state of its token changes
+    when the point is masked, TS2Vec), flagged above mean + 4 std of the first part's
+    scores -> F1 with point adjustment on the tested tail of a labelled .csv.
+    Below the tables: each model's mean score, average rank and wins/ties/losses
     against every other model.
     """
     _setup_logging(verbose)
@@ -295,9 +363,24 @@ def evaluate(
         )
     if task == "forecasting" and horizon is None:
         raise click.BadParameter("--task forecasting needs --horizon H", param_hint="--horizon")
-    for name, value in (("--horizon", horizon), ("--column", column), ("--period", period)):
-        if task == "classification" and value is not None:
-            raise click.BadParameter(f"{name} applies to --task forecasting only", param_hint=name)
+    if task == "anomaly" and label_column is None:
+        raise click.BadParameter(
+            "--task anomaly needs --label-column, the .csv column of the 0/1 labels",
+            param_hint="--label-column",
+        )
+    for name, value, tasks in (
+        ("--horizon", horizon, ("forecasting",)),
+        ("--column", column, ("forecasting", "anomaly")),
+        ("--period", period, ("forecasting",)),
+        ("--protocol", protocol, ("forecasting",)),
+        ("--test-fraction", test_fraction, ("forecasting", "anomaly")),
+        ("--label-column", label_column, ("anomaly",)),
+        ("--score", score, ("anomaly",)),
+    ):
+        if task not in tasks and value is not None:
+            raise click.BadParameter(
+                f"{name} applies to --task {' or '.join(tasks)} only", param_hint=name
+            )
     every = [name.lower() for name in datasets] == ["all"]
     if "all" in [name.lower() for name in datasets] and not every:
         raise click.BadParameter(
@@ -309,17 +392,20 @@ def evaluate(
             param_hint="--dataset",
         )
     for name, value in (("--ucr-root", ucr_root), ("--dtw", dtw or None)):
-        if task == "forecasting" and value is not None:
+        if task != "classification" and value is not None:
             raise click.BadParameter(
                 f"{name} applies to --task classification only", param_hint=name
             )
+    from s2gen.evaluate.anomaly import AnomalyConfig
     from s2gen.evaluate.archive import find_sets, resolve
-
-    _check_memory(checkpoints, random_init, preset, batch_size, train=False)
     from s2gen.evaluate.protocols import ClassificationConfig, ForecastConfig
     from s2gen.evaluate.report import file_sha256, write_results
     from s2gen.evaluate.suite import SuiteConfig, run_suite
 
+    files = [_local_checkpoint(c, mlflow_uri, Path(out) / REGISTRY_CACHE) for c in checkpoints]
+    _check_memory(files, random_init, preset, batch_size, train=False)
+    protocol = protocol or "window"
+    fraction = test_fraction or (0.5 if task == "anomaly" else 0.2)
     skipped = [] if every else None
     try:
         names, archive = tuple(datasets), None
@@ -332,14 +418,21 @@ def evaluate(
             datasets=names,
             seeds=tuple(range(seeds)),
             classification=ClassificationConfig(classifier=classifier),
-            forecast=ForecastConfig(horizon, context, test_fraction) if horizon else None,
+            forecast=(
+                ForecastConfig(horizon, context, fraction, protocol=protocol) if horizon else None
+            ),
             baselines=baselines,
             dtw=dtw,
             column=column,
             period=period,
+            anomaly=(
+                AnomalyConfig(context, fraction, score or "masking") if task == "anomaly" else None
+            ),
+            label_column=label_column,
         )
+        columns = _checkpoint_names(checkpoints)
         models = _model_specs(
-            checkpoints, random_init, preset, device, batch_size, resize, architecture
+            files, random_init, preset, device, batch_size, resize, architecture, columns
         )
         records = run_suite(models, cfg, skipped)
     except (ValueError, ImportError) as error:
@@ -354,7 +447,8 @@ def evaluate(
         "task": task,
         "datasets": list(datasets),
         "checkpoints": list(checkpoints),
-        "checkpoint_sha256": [file_sha256(c) for c in checkpoints],
+        "checkpoint_sha256": [file_sha256(f) for f in files],
+        "checkpoint_files": [str(f) for f in files],
         "random_init": random_init,
         "preset": preset,
         "architecture": architecture,
@@ -364,7 +458,11 @@ def evaluate(
         "column": column,
         "period": period,
         "context": context,
-        "test_fraction": test_fraction,
+        "test_fraction": fraction,
+        "protocol": protocol if task == "forecasting" else None,
+        "label_column": label_column,
+        "score": (score or "masking") if task == "anomaly" else None,
+        "mlflow": mlflow_uri,
         "baselines": baselines,
         "dtw": dtw,
         "resize": resize,
@@ -385,8 +483,7 @@ def evaluate(
 @click.command()
 @click.option(
     "--checkpoint",
-    type=click.Path(exists=True, dir_okay=False),
-    help="pretrained encoder checkpoint to fine-tune",
+    help="pretrained encoder checkpoint to fine-tune: a .pt file or models:/NAME/VERSION",
 )
 @click.option("--random-init", is_flag=True, help="fine-tune a randomly initialised encoder")
 @click.option(
@@ -397,7 +494,15 @@ def evaluate(
     "--out",
     type=click.Path(file_okay=False),
     required=True,
-    help="directory for the checkpoints and results.json/.md/.png",
+    help="directory for the checkpoints, config.json and results.json/.md/.png",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="TOML/YAML/JSON file of the settings below (epochs, batch_size, lr, head_lr, "
+    "weight_decay, val_fraction, patience, seeds, resize); flags override it. A run's "
+    "config.json is such a file.",
 )
 @click.option("--epochs", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
@@ -429,18 +534,23 @@ def evaluate(
     "--mlflow",
     "mlflow_uri",
     default=None,
-    help="MLflow tracking URI: log parameters, metrics and the checkpoint",
+    help="MLflow tracking URI (sqlite:///mlflow.db locally; needs s2gen[track]): log "
+    "parameters, metrics and the checkpoint; also where models:/ checkpoints are read "
+    "[default for those: $MLFLOW_TRACKING_URI]",
 )
 @_resize_option
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--verbose", "-v", is_flag=True, help="log every epoch")
 @architecture_options
+@click.pass_context
 def finetune(
+    ctx,
     checkpoint,
     random_init,
     preset,
     datasets,
     out,
+    config_file,
     epochs,
     batch_size,
     lr,
@@ -466,41 +576,55 @@ def finetune(
         raise click.BadParameter(
             "give exactly one of --checkpoint or --random-init", param_hint="--checkpoint"
         )
-    checkpoints = (checkpoint,) if checkpoint else ()
-    _check_memory(checkpoints, random_init, preset, batch_size, train=True)
+    from s2gen import tracking
     from s2gen.evaluate.datasets import load_classification
-    from s2gen.evaluate.finetune import FinetuneConfig
     from s2gen.evaluate.finetune import finetune as run_finetune
+    from s2gen.evaluate.finetune_settings import config_for, finetune_settings, save_settings
     from s2gen.evaluate.report import file_sha256, write_results
     from s2gen.pretrain import load_encoder, random_encoder
 
+    flags = dict(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        head_lr=head_lr,
+        weight_decay=weight_decay,
+        val_fraction=val_fraction,
+        patience=patience,
+        seeds=seeds,
+        resize=resize,
+    )
+    given = {
+        name: value
+        for name, value in flags.items()
+        if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE
+    }
+    try:
+        settings = finetune_settings(config_file, given)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--config") from None
+    if not mlflow_uri:
+        click.echo(tracking.enable_hint("finetune"), err=True)
+    checkpoint_file = None
     if checkpoint:
-        _architecture(checkpoint, architecture)
-    model = Path(checkpoint).stem if checkpoint else f"random-init ({preset})"
+        checkpoint_file = _local_checkpoint(checkpoint, mlflow_uri, Path(out) / REGISTRY_CACHE)
+        _architecture(checkpoint_file, architecture)
+    checkpoints = (checkpoint_file,) if checkpoint else ()
+    _check_memory(checkpoints, random_init, preset, settings["batch_size"], train=True)
+    model = tracking.checkpoint_label(checkpoint) if checkpoint else f"random-init ({preset})"
     records = []
     try:
         for name in datasets:
             data = load_classification(name)
-            for seed in range(seeds):
-                cfg = FinetuneConfig(
-                    epochs,
-                    batch_size,
-                    lr,
-                    head_lr,
-                    weight_decay,
-                    val_fraction,
-                    patience,
-                    seed,
-                    resize=resize,
-                )
+            for seed in range(settings["seeds"]):
                 if checkpoint:
-                    encoder = load_encoder(checkpoint, device=device)
+                    encoder = load_encoder(checkpoint_file, device=device)
                 else:
                     encoder = random_encoder(preset=preset, seed=seed, **architecture)
                 result = run_finetune(
                     encoder,
                     data,
-                    cfg,
+                    config_for(settings, seed),
                     Path(out) / data.name / f"seed{seed}",
                     mlflow_uri=mlflow_uri,
                     device=device,
@@ -526,22 +650,17 @@ def finetune(
                 )
     except (ValueError, ImportError) as error:
         raise click.ClickException(str(error)) from None
+    save_settings(settings, out)
     config = {
         "checkpoint": checkpoint,
-        "checkpoint_sha256": file_sha256(checkpoint) if checkpoint else None,
+        "checkpoint_sha256": file_sha256(checkpoint_file) if checkpoint else None,
+        "checkpoint_file": str(checkpoint_file) if checkpoint else None,
         "random_init": random_init,
         "preset": preset,
         "architecture": architecture,
         "datasets": list(datasets),
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "lr": lr,
-        "head_lr": head_lr,
-        "weight_decay": weight_decay,
-        "val_fraction": val_fraction,
-        "patience": patience,
-        "seeds": seeds,
+        **settings,
+        "config_file": config_file,
         "mlflow": mlflow_uri,
-        "resize": resize,
     }
     click.echo(write_results(records, out, config))

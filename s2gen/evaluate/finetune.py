@@ -18,6 +18,7 @@ split) follows ``FinetuneConfig.seed``; the caller's global torch RNG state is
 restored afterwards.
 """
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -29,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from s2gen.checks import check_float, check_int, fail
 from s2gen.evaluate.datasets import ClassificationData
 from s2gen.evaluate.preprocess import resample_cases
 from s2gen.pretrain.config import RESIZE_MODES
@@ -67,19 +69,16 @@ class FinetuneConfig:
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "patience"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)} must be at least 1")
+            check_int(name, getattr(self, name), 1)
         for name in ("lr", "head_lr"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name}={getattr(self, name)} must be positive")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay={self.weight_decay} must be >= 0")
-        if not 0.0 < self.val_fraction < 1.0:
-            raise ValueError(f"val_fraction={self.val_fraction} must be in (0, 1)")
-        if self.seed < 0:
-            raise ValueError(f"seed={self.seed} must be >= 0")
+            check_float(name, getattr(self, name), 0.0, open_low=True)
+        check_float("weight_decay", self.weight_decay, 0.0)
+        check_float("val_fraction", self.val_fraction, 0.0, 1.0, open_low=True)
+        if self.val_fraction >= 1.0:
+            fail("val_fraction", self.val_fraction, "it must be in (0, 1)")
+        check_int("seed", self.seed, 0)
         if self.resize not in RESIZE_MODES:
-            raise ValueError(f"resize={self.resize!r}: choose one of {RESIZE_MODES}")
+            fail("resize", self.resize, f"choose one of {', '.join(RESIZE_MODES)}")
 
 
 @dataclass(frozen=True)
@@ -223,32 +222,36 @@ def _save(checkpoint: dict, path: Path) -> None:
 
 
 class _MlflowLog:
-    """Logs parameters, metrics and the checkpoint to MLflow when a URI is given."""
+    """Logs parameters, metrics by epoch and the checkpoint to MLflow when a URI is given."""
 
-    def __init__(self, uri: str | None):
-        self.mlflow = None
-        if uri is None:
-            return
+    def __init__(self, uri: str | None, run_name: str):
+        self.tracker = None
+        if uri is not None:
+            from s2gen.tracking import Tracker
+
+            self.tracker = Tracker(uri, run_name=run_name)
+
+    @contextlib.contextmanager
+    def running(self, params: dict):
+        """Start the run with ``params``; an exception inside closes it as FAILED."""
+        if self.tracker is not None:
+            self.tracker.start(params)
         try:
-            import mlflow
-        except ImportError as error:
-            raise ImportError(f"--mlflow needs MLflow: pip install mlflow ({error})") from None
-        mlflow.set_tracking_uri(uri)
-        self.mlflow = mlflow
+            yield
+        except BaseException:
+            if self.tracker is not None:
+                self.tracker.abort("FAILED")
+            raise
 
-    def start(self, params: dict) -> None:
-        if self.mlflow is not None:
-            self.mlflow.start_run()
-            self.mlflow.log_params(params)
-
-    def metrics(self, values: dict, step: int | None = None) -> None:
-        if self.mlflow is not None:
-            self.mlflow.log_metrics(values, step=step)
+    def metrics(self, values: dict, step: int = 0) -> None:
+        if self.tracker is not None:
+            self.tracker.write(step, values)
 
     def end(self, checkpoint: Path) -> None:
-        if self.mlflow is not None:
-            self.mlflow.log_artifact(str(checkpoint))
-            self.mlflow.end_run()
+        """Log ``checkpoint`` and close the run (FINISHED)."""
+        if self.tracker is not None:
+            self.tracker.log_artifact(checkpoint)
+            self.tracker.end("FINISHED")
 
 
 def finetune(
@@ -277,7 +280,7 @@ def finetune(
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tracker = _MlflowLog(mlflow_uri)
+    tracker = _MlflowLog(mlflow_uri, run_name=f"finetune {data.name} seed{cfg.seed}")
     classes = list(data.train.class_names) or sorted(set(data.train.labels.tolist()))
     y_all = _label_indices(data.train.labels, classes, "train")
     y_test = _label_indices(data.test.labels, classes, "test")
@@ -290,61 +293,68 @@ def finetune(
     y_val = torch.from_numpy(y_all[val_index]).to(device)
     path = out / CHECKPOINT_NAME
     params = {**dataclasses.asdict(cfg), "dataset": data.name, "n_classes": len(classes)}
-    tracker.start(params)
-    history, best = [], {"accuracy": -1.0, "loss": math.inf, "epoch": 0, "state": None}
-    target = torch.device(device)
-    forked = [target.index or 0] if target.type == "cuda" else []
-    with torch.random.fork_rng(devices=forked):
-        torch.manual_seed(cfg.seed)  # nn.Linear's default init, dropout; restored on exit
-        generator = torch.Generator().manual_seed(cfg.seed)
-        model = EncoderClassifier(encoder, data.n_channels, len(classes), generator, cfg.resize).to(
-            device
-        )
-        optimizer = torch.optim.AdamW(
-            [
-                {"params": model.encoder.parameters(), "lr": cfg.lr},
-                {"params": model.head.parameters(), "lr": cfg.head_lr},
-            ],
-            weight_decay=cfg.weight_decay,
-        )
-        for epoch in range(1, cfg.epochs + 1):
-            train_loss = _train_epoch(model, optimizer, x_train, y_train, cfg.batch_size, generator)
-            val_loss, val_accuracy = _evaluate(model, x_val, y_val, cfg.batch_size * 4)
-            row = {
-                "epoch": epoch,
-                "train_loss": train_loss,
-                "val_loss": val_loss,
-                "val_accuracy": val_accuracy,
-            }
-            history.append(row)
-            tracker.metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
-            log.info("epoch %d: %s", epoch, row)
-            better = val_accuracy > best["accuracy"] or (
-                val_accuracy == best["accuracy"] and val_loss < best["loss"]
+    with tracker.running(params):  # a failure closes the MLflow run as FAILED
+        history, best = [], {"accuracy": -1.0, "loss": math.inf, "epoch": 0, "state": None}
+        target = torch.device(device)
+        forked = [target.index or 0] if target.type == "cuda" else []
+        with torch.random.fork_rng(devices=forked):
+            torch.manual_seed(cfg.seed)  # nn.Linear's default init, dropout; restored on exit
+            generator = torch.Generator().manual_seed(cfg.seed)
+            model = EncoderClassifier(
+                encoder, data.n_channels, len(classes), generator, cfg.resize
+            ).to(device)
+            optimizer = torch.optim.AdamW(
+                [
+                    {"params": model.encoder.parameters(), "lr": cfg.lr},
+                    {"params": model.head.parameters(), "lr": cfg.head_lr},
+                ],
+                weight_decay=cfg.weight_decay,
             )
-            if better:
-                state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                best = {"accuracy": val_accuracy, "loss": val_loss, "epoch": epoch, "state": state}
-                _save(
-                    {
-                        "model": state,
-                        "config": dataclasses.asdict(cfg),
-                        "classes": classes,
-                        "n_channels": data.n_channels,
-                        "length": length,
-                        "dataset": data.name,
-                        "epoch": epoch,
-                        "val_accuracy": val_accuracy,
-                    },
-                    path,
+            for epoch in range(1, cfg.epochs + 1):
+                train_loss = _train_epoch(
+                    model, optimizer, x_train, y_train, cfg.batch_size, generator
                 )
-            elif epoch - best["epoch"] >= cfg.patience:
-                log.info("early stop at epoch %d (best %d)", epoch, best["epoch"])
-                break
-    model.load_state_dict(best["state"])
-    _, test_accuracy = _evaluate(
-        model, x_test.to(device), torch.from_numpy(y_test).to(device), cfg.batch_size * 4
-    )
+                val_loss, val_accuracy = _evaluate(model, x_val, y_val, cfg.batch_size * 4)
+                row = {
+                    "epoch": epoch,
+                    "train_loss": train_loss,
+                    "val_loss": val_loss,
+                    "val_accuracy": val_accuracy,
+                }
+                history.append(row)
+                tracker.metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
+                log.info("epoch %d: %s", epoch, row)
+                better = val_accuracy > best["accuracy"] or (
+                    val_accuracy == best["accuracy"] and val_loss < best["loss"]
+                )
+                if better:
+                    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                    best = {
+                        "accuracy": val_accuracy,
+                        "loss": val_loss,
+                        "epoch": epoch,
+                        "state": state,
+                    }
+                    _save(
+                        {
+                            "model": state,
+                            "config": dataclasses.asdict(cfg),
+                            "classes": classes,
+                            "n_channels": data.n_channels,
+                            "length": length,
+                            "dataset": data.name,
+                            "epoch": epoch,
+                            "val_accuracy": val_accuracy,
+                        },
+                        path,
+                    )
+                elif epoch - best["epoch"] >= cfg.patience:
+                    log.info("early stop at epoch %d (best %d)", epoch, best["epoch"])
+                    break
+        model.load_state_dict(best["state"])
+        _, test_accuracy = _evaluate(
+            model, x_test.to(device), torch.from_numpy(y_test).to(device), cfg.batch_size * 4
+        )
     tracker.metrics({"test_accuracy": test_accuracy, "best_epoch": best["epoch"]})
     tracker.end(path)
     return FinetuneResult(

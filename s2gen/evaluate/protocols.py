@@ -24,6 +24,17 @@ encoder normalises each input and so cannot see level or scale. Ridge alpha
 is chosen by time-ordered cross-validation on the train windows. Test windows
 are those whose forecast origin lies in the test tail; MSE and MAE are
 averaged over all test windows and horizon steps on the z-normalised series.
+This is the ``window`` protocol (``ForecastConfig.protocol``).
+
+The ``ts2vec`` protocol (TS2Vec section 4.2) forecasts from the representation of
+the last timestamp instead: the state of the context window's last token (the
+last patch's state for a patch backbone, the last step's for a per-step one;
+TS2Vec encodes each timestamp from a causal window, as the context window here).
+As TS2Vec, the ridge has no feature scaling and its alpha is chosen from
+{0.1, 0.2, 0.5, 1, ..., 500, 1000} by RMSE + MAE on a validation segment (the last
+quarter of the train windows, so 60/20/20 with the default test share, TS2Vec's
+ETT split), then refitted on the windows before it. Targets are in units of the
+context window as in the ``window`` protocol, since the encoder normalises its input.
 """
 
 import logging
@@ -46,6 +57,9 @@ Embed = Callable[[np.ndarray | list[np.ndarray]], np.ndarray]
 CLASSIFIERS = ("logreg", "svm", "rf")
 C_GRID = tuple(10.0**k for k in range(-4, 5))  # TS2Vec's SVM grid, without C = inf
 ALPHA_GRID = tuple(10.0**k for k in range(-2, 5))
+TS2VEC_ALPHAS = (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)  # TS2Vec's ridge grid
+TS2VEC_VALIDATION = 0.25  # share of the train windows (the last ones) that choose alpha
+FORECAST_PROTOCOLS = ("window", "ts2vec")
 
 
 @dataclass(frozen=True)
@@ -97,6 +111,9 @@ class ForecastConfig:
     alpha_grid : candidate ridge penalties.
     cv_folds : time-ordered folds for choosing alpha.
     min_train_windows : fewer train windows than this is an error.
+    protocol : "window" (the pooled embedding of the context window, alpha by
+        time-ordered CV) or "ts2vec" (the last token's state, TS2Vec's alpha grid
+        chosen on a validation segment); see the module docstring.
     """
 
     horizon: int
@@ -105,6 +122,7 @@ class ForecastConfig:
     alpha_grid: tuple[float, ...] = ALPHA_GRID
     cv_folds: int = 3
     min_train_windows: int = 10
+    protocol: str = "window"
 
     def __post_init__(self):
         if self.horizon < 1:
@@ -120,6 +138,10 @@ class ForecastConfig:
         if self.min_train_windows < self.cv_folds + 1:
             raise ValueError(
                 f"min_train_windows={self.min_train_windows} must exceed cv_folds={self.cv_folds}"
+            )
+        if self.protocol not in FORECAST_PROTOCOLS:
+            raise ValueError(
+                f"protocol={self.protocol!r}: choose one of {', '.join(FORECAST_PROTOCOLS)}"
             )
 
 
@@ -340,26 +362,73 @@ def fit_ridge_forecaster(
     return {**errors, "alpha": float(search.best_params_["ridge__alpha"])}
 
 
-def forecasting_probe(embed: Embed, values: np.ndarray, cfg: ForecastConfig) -> dict:
-    """Ridge forecasting from frozen embeddings of the context window.
+def fit_ridge_ts2vec(
+    train_features: np.ndarray, windows: ForecastWindows, test_features: np.ndarray
+) -> dict:
+    """TS2Vec's ridge: alpha by RMSE + MAE on a validation segment, fitted on the train before it.
 
     Parameters
     ----------
-    embed : the frozen model.
-    values : (T,) series without gaps.
-    cfg : windowing and ridge settings.
+    train_features, test_features : (n_train, F), (n_test, F).
+    windows : the windows the features were computed from.
 
     Returns
     -------
-    {"mse", "mae", "alpha", "dim", "n_train", "n_test"}.
+    {"mse", "mae", "alpha", "n_val"} on the z-normalised series.
+    """
+    n_val = max(1, int(round(TS2VEC_VALIDATION * len(train_features))))
+    fit, val = slice(0, len(train_features) - n_val), slice(len(train_features) - n_val, None)
+    mu, sd = window_scale(windows.train_context)  # (n_train, 1) each
+    target = (windows.train_target - mu) / sd  # (n_train, H)
+    scores = []
+    for alpha in TS2VEC_ALPHAS:
+        model = Ridge(alpha=alpha).fit(train_features[fit], target[fit])
+        error = model.predict(train_features[val]) * sd[val] + mu[val] - windows.train_target[val]
+        scores.append(np.sqrt(np.mean(error**2)) + np.mean(np.abs(error)))
+    alpha = TS2VEC_ALPHAS[int(np.argmin(scores))]
+    model = Ridge(alpha=alpha).fit(train_features[fit], target[fit])
+    mu_test, sd_test = window_scale(windows.test_context)  # (n_test, 1) each
+    prediction = model.predict(test_features) * sd_test + mu_test  # (n_test, H)
+    errors = forecast_errors(prediction, windows.test_target)
+    return {**errors, "alpha": float(alpha), "n_val": n_val}
+
+
+def last_token_features(embed: Embed, context: np.ndarray) -> np.ndarray:
+    """The state of each context window's last token, (n, d) float64 (needs ``last_token``)."""
+    if not hasattr(embed, "last_token"):
+        raise ValueError(
+            "the ts2vec protocol needs an encoder's token states; give --checkpoint or "
+            "--random-init, or use --protocol window"
+        )
+    return np.asarray(embed.last_token(context.astype(np.float32)), np.float64)
+
+
+def forecasting_probe(embed: Embed, values: np.ndarray, cfg: ForecastConfig) -> dict:
+    """Ridge forecasting from frozen representations of the context window.
+
+    Parameters
+    ----------
+    embed : the frozen model (with ``last_token`` for the ts2vec protocol).
+    values : (T,) series without gaps.
+    cfg : windowing, ridge and protocol settings.
+
+    Returns
+    -------
+    {"mse", "mae", "alpha", "dim", "n_train", "n_test", "protocol"} (and "n_val" for ts2vec).
     """
     windows = make_windows(values, cfg)
-    train_features = np.asarray(embed(windows.train_context.astype(np.float32)), np.float64)
-    test_features = np.asarray(embed(windows.test_context.astype(np.float32)), np.float64)
-    result = fit_ridge_forecaster(train_features, windows, test_features, cfg)
+    if cfg.protocol == "ts2vec":
+        train_features = last_token_features(embed, windows.train_context)
+        test_features = last_token_features(embed, windows.test_context)
+        result = fit_ridge_ts2vec(train_features, windows, test_features)
+    else:
+        train_features = np.asarray(embed(windows.train_context.astype(np.float32)), np.float64)
+        test_features = np.asarray(embed(windows.test_context.astype(np.float32)), np.float64)
+        result = fit_ridge_forecaster(train_features, windows, test_features, cfg)
     return {
         **result,
         "dim": int(train_features.shape[1]),
         "n_train": int(windows.train_context.shape[0]),
         "n_test": int(windows.test_context.shape[0]),
+        "protocol": cfg.protocol,
     }

@@ -2,19 +2,25 @@
 
 Input is one score per (dataset, model): the mean over seeds of the ranked
 metric (accuracy, higher is better, for classification and fine-tuning; MSE,
-lower is better, for forecasting). Only datasets on which every model has a
-score are ranked (the others are listed), so all figures of one summary rest
-on the same datasets. On each dataset the best model has rank 1 and models
-whose scores differ by at most ``TIE_TOLERANCE`` share the mean of the ranks
-they span (Demšar, "Statistical comparisons of classifiers over multiple
-data sets", JMLR 2006). A model wins against another on a dataset when its
-score is better by more than the tolerance, and ties within it.
+lower is better, for forecasting; F1, higher is better, for anomaly detection).
+Only datasets on which every model has a score are ranked (the others are
+listed), so all figures of one summary rest on the same datasets. On each
+dataset the best model has rank 1 and models whose scores differ by at most
+``TIE_TOLERANCE`` share the mean of the ranks they span (Demšar, "Statistical
+comparisons of classifiers over multiple data sets", JMLR 2006). A model wins
+against another on a dataset when its score is better by more than the
+tolerance, and ties within it.
 """
 
 import numpy as np
 
 TIE_TOLERANCE = 1e-9
-RANKED_METRIC = {"classification": "accuracy", "finetune": "accuracy", "forecasting": "mse"}
+RANKED_METRIC = {
+    "classification": "accuracy",
+    "finetune": "accuracy",
+    "forecasting": "mse",
+    "anomaly": "f1",
+}
 
 
 def rank_scores(scores: dict[str, float], higher_is_better: bool) -> dict[str, float]:

@@ -11,6 +11,8 @@ last by default, as the ``OT`` target column of the ETT files).
 
 ``read_columns`` reads every numeric column of a CSV at once (pretraining on
 unlabeled series: each column one series).
+A labelled series for anomaly detection (``read_labelled``) is a CSV with the
+series in one column and 0/1 point labels in another.
 """
 
 import csv
@@ -52,7 +54,8 @@ def _pick_column(header: list[str] | None, width: int, column: str | int | None,
     raise ValueError(f"column={column!r} is not in {name}; choose one of: {known}")
 
 
-def _read_csv(path: Path, column: str | int | None, header_row: bool | None) -> np.ndarray:
+def _csv_table(path: Path, header_row: bool | None):
+    """(header or None, [(line number, fields)], width) of a CSV file."""
     with path.open(newline="", encoding="utf-8") as handle:
         rows = [(number, row) for number, row in enumerate(csv.reader(handle), start=1) if row]
     if not rows:
@@ -67,7 +70,11 @@ def _read_csv(path: Path, column: str | int | None, header_row: bool | None) -> 
     if not rows:
         raise ValueError(f"{path.name} has a header but no data rows")
     width = len(header) if header is not None else len(rows[0][1])
-    index = _pick_column(header, width, column, path.name)
+    return header, rows, width
+
+
+def _column_values(path: Path, rows: list, width: int, index: int) -> np.ndarray:
+    """Column ``index`` as float64; NaN for missing tokens."""
     values = np.empty(len(rows))
     for i, (number, row) in enumerate(rows):
         if len(row) != width:
@@ -79,6 +86,11 @@ def _read_csv(path: Path, column: str | int | None, header_row: bool | None) -> 
             )
         values[i] = value
     return values
+
+
+def _read_csv(path: Path, column: str | int | None, header_row: bool | None) -> np.ndarray:
+    header, rows, width = _csv_table(path, header_row)
+    return _column_values(path, rows, width, _pick_column(header, width, column, path.name))
 
 
 def _read_npy(path: Path, column: str | int | None) -> np.ndarray:
@@ -139,17 +151,7 @@ def read_columns(path: str | Path, header_row: bool | None = None) -> list[tuple
     (name, (T,) float64 series) per numeric column, in column order.
     """
     path = Path(path)
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = [(number, row) for number, row in enumerate(csv.reader(handle), start=1) if row]
-    if not rows:
-        raise ValueError(f"{path.name} is empty")
-    if header_row is None:
-        header_row = any(_to_float(field) is None for field in rows[0][1])
-    header = [field.strip() for field in rows[0][1]] if header_row else None
-    rows = rows[1:] if header_row else rows
-    if not rows:
-        raise ValueError(f"{path.name} has a header but no data rows")
-    width = len(header) if header is not None else len(rows[0][1])
+    header, rows, width = _csv_table(path, header_row)
     values = np.empty((len(rows), width))
     numeric = np.ones(width, bool)
     for i, (number, row) in enumerate(rows):
@@ -171,3 +173,47 @@ def read_columns(path: str | Path, header_row: bool | None = None) -> list[tuple
         except ValueError:
             raise ValueError(f"{path.name}: column {names[j]!r} has no value") from None
     return out
+
+
+def read_labelled(
+    path: str | Path, column: str | int | None, label_column: str | int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read a series and its point labels (1 = anomalous) from two columns of a CSV.
+
+    Parameters
+    ----------
+    path : a ``.csv`` file, header optional (as ``read_series``).
+    column : the series' column (name or 0-based index); when None, the last
+        column other than ``label_column``.
+    label_column : the labels' column: every value 0 or 1, none missing.
+
+    Returns
+    -------
+    (values (T,) float64 with gaps filled, labels (T,) bool).
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".csv":
+        raise ValueError(f"{path.name}: a labelled series must be a .csv file")
+    header, rows, width = _csv_table(path, None)
+    label_index = _pick_column(header, width, label_column, path.name)
+    if column is None:
+        others = [i for i in range(width) if i != label_index]
+        if not others:
+            raise ValueError(f"{path.name} has only the label column; add the series' column")
+        index = others[-1]
+    else:
+        index = _pick_column(header, width, column, path.name)
+    if index == label_index:
+        raise ValueError(f"column={column!r} is the label column; name the series' column")
+    labels = _column_values(path, rows, width, label_index)
+    bad = np.flatnonzero(~np.isin(labels, (0.0, 1.0)))
+    if bad.size:
+        number = rows[int(bad[0])][0]
+        raise ValueError(
+            f"{path.name} line {number}: label {rows[int(bad[0])][1][label_index]!r} in column "
+            f"{label_index}; labels must be 0 (normal) or 1 (anomalous), none missing"
+        )
+    values = _column_values(path, rows, width, index)
+    if np.isinf(values).any():
+        raise ValueError(f"{path.name} holds infinite values")
+    return fill_gaps(values), labels.astype(bool)

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from s2gen.evaluate import baselines
+from s2gen.evaluate.anomaly import AnomalyConfig, anomaly_baselines, anomaly_probe, load_anomaly
 from s2gen.evaluate.datasets import load_classification, load_forecasting
 from s2gen.evaluate.protocols import (
     ClassificationConfig,
@@ -32,8 +33,8 @@ from s2gen.evaluate.protocols import (
 
 log = logging.getLogger(__name__)
 
-TASKS = ("classification", "forecasting")
-METRICS = {"classification": ("accuracy",), "forecasting": ("mse", "mae")}
+TASKS = ("classification", "forecasting", "anomaly")
+METRICS = {"classification": ("accuracy",), "forecasting": ("mse", "mae"), "anomaly": ("f1",)}
 # what a dataset may raise that skips it when the run keeps going (not TypeError & co.: bugs)
 DATASET_ERRORS = (ValueError, ImportError, OSError, RuntimeError, MemoryError)
 
@@ -61,17 +62,20 @@ class SuiteConfig:
 
     Attributes
     ----------
-    task : "classification" or "forecasting".
-    datasets : names or paths (``s2gen.evaluate.datasets``).
+    task : "classification", "forecasting" or "anomaly".
+    datasets : names or paths (``s2gen.evaluate.datasets``; anomaly: labelled .csv paths).
     seeds : seeds for seeded models.
     classification : the classifier settings (classification task).
     forecast : the windowing settings (forecasting task; required there).
     baselines : whether to add the classical baselines.
     dtw : whether to add 1-NN DTW (classification; slow, independent of
         ``baselines``).
-    column : forecasting series given by path: the file's column (default last).
+    column : forecasting series given by path: the file's column (default last);
+        anomaly: the series' column (default: the last but the label column).
     period : forecasting: seasonal period for every series (default: the
         registry's for names, none for paths).
+    anomaly : the anomaly protocol's settings (anomaly task; required there).
+    label_column : anomaly: the column of the 0/1 point labels (required there).
     """
 
     task: str
@@ -83,6 +87,8 @@ class SuiteConfig:
     dtw: bool = False
     column: str | None = None
     period: int | None = None
+    anomaly: AnomalyConfig | None = None
+    label_column: str | None = None
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -93,8 +99,12 @@ class SuiteConfig:
             raise ValueError(f"seeds={self.seeds} must be non-empty and distinct")
         if self.task == "forecasting" and self.forecast is None:
             raise ValueError("forecast is None: the forecasting task needs a ForecastConfig")
+        if self.task == "anomaly" and (self.anomaly is None or self.label_column is None):
+            raise ValueError("the anomaly task needs an AnomalyConfig and a label_column")
         if self.task == "classification" and (self.column, self.period) != (None, None):
             raise ValueError("column and period apply to the forecasting task only")
+        if self.task == "anomaly" and self.period is not None:
+            raise ValueError("period applies to the forecasting task only")
         if self.period is not None and self.period < 2:
             raise ValueError(f"period={self.period} must be at least 2")
         if self.dtw and self.task != "classification":
@@ -107,6 +117,9 @@ def _record(cfg: SuiteConfig, dataset: str, model: str, seed: int | None, result
     info = {key: value for key, value in result.items() if key not in metrics}
     if task == "forecasting":
         info.update(horizon=cfg.forecast.horizon, context=cfg.forecast.context)
+        info.setdefault("protocol", cfg.forecast.protocol)
+    elif task == "anomaly":
+        info.update(context=cfg.anomaly.context, test_fraction=cfg.anomaly.test_fraction)
     return {
         "task": task,
         "dataset": dataset,
@@ -140,6 +153,8 @@ def _baseline_records(cfg: SuiteConfig, name: str, data) -> list[dict]:
         for model, run in runs.items():
             log.info("%s on %s", model, name)
             results[model] = _timed(run)
+    elif cfg.baselines and cfg.task == "anomaly":
+        results = anomaly_baselines(data, cfg.anomaly)
     elif cfg.baselines:
         results = baselines.forecast_baselines(data.values, data.period, cfg.forecast)
     else:
@@ -159,12 +174,16 @@ def _probe(cfg: SuiteConfig, embed: Embed, data) -> dict:
                 cfg.classification,
             )
         )
+    if cfg.task == "anomaly":
+        return anomaly_probe(embed, data, cfg.anomaly)
     return forecasting_probe(embed, data.values, cfg.forecast)
 
 
 def _load(cfg: SuiteConfig, dataset: str):
     if cfg.task == "classification":
         return load_classification(dataset)
+    if cfg.task == "anomaly":
+        return load_anomaly(dataset, cfg.column, cfg.label_column)
     return load_forecasting(dataset, cfg.column, cfg.period)
 
 

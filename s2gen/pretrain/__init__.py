@@ -8,7 +8,8 @@ package, or ``s2gen.pretrain.cli``, stays light):
   real series, ``s2gen.pretrain.sources``);
 - ``load_encoder(checkpoint_path, device="cpu")`` and
   ``random_encoder(preset="small", seed=0, **overrides)``: a ``SeriesEncoder``
-  with ``dim``, ``forward_features(x, resize)`` and ``embed(series, resize=...)``;
+  with ``dim``, ``forward_features(x, resize)``, ``forward_tokens(x, resize)``
+  and ``embed(series, resize=..., level="instance"|"patch")``;
 - ``Pretrainer``: a backbone (``s2gen.pretrain.backbones``) and its objectives
   (``s2gen.pretrain.objectives``).
 """

@@ -133,6 +133,20 @@ def build_config(preset: str, config_file: str | None, overrides: dict) -> Pretr
     show_default=True,
     help="OATS: weight of a generated row in the masked-series loss with --oats-mix add.",
 )
+@click.option(
+    "--mlflow",
+    "mlflow_uri",
+    default=None,
+    help="MLflow tracking URI (sqlite:///mlflow.db locally; needs s2gen[track]): log the "
+    "config, the metrics of every logged step and the checkpoints.",
+)
+@click.option(
+    "--register",
+    "register_name",
+    default=None,
+    help="With --mlflow: register the run's checkpoint (best.pt) as a new version of this "
+    "model; read it back with --checkpoint models:/NAME/VERSION.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def pretrain(
     data,
@@ -158,12 +172,15 @@ def pretrain(
     oats_after,
     oats_mix,
     oats_weight,
+    mlflow_uri,
+    register_name,
     quiet,
 ) -> None:
     """Pretrain a series encoder on stores and real series (S2: against expressions, SymTime-style).
 
-    Writes config.json, run.json, metrics.jsonl, last.pt and best.pt to --out;
-    runs under torchrun (DDP) as is, e.g. `torchrun --nproc_per_node 2 -m s2gen pretrain ...`.
+    Writes config.json, run.json, metrics.jsonl, last.pt and best.pt to --out
+    (and mlflow.json, the MLflow run's id, with --mlflow); runs under torchrun
+    (DDP) as is, e.g. `torchrun --nproc_per_node 2 -m s2gen pretrain ...`.
     """
     if bool(data) == bool(generate):
         raise click.UsageError(
@@ -210,6 +227,7 @@ def pretrain(
             "and an --objective with s2",
             param_hint="--oats",
         )
+    tracker = _tracker(mlflow_uri, register_name, out_dir)
     try:
         hook = None
         if oats_generator:
@@ -234,15 +252,55 @@ def pretrain(
             device=device,
             batch_hook=hook,
             progress=not quiet,
+            sinks=(tracker,) if tracker else (),
         )
-    except (ValueError, StoreError) as exc:
-        raise click.ClickException(error_message(exc)) from exc
+        version = _log_outputs(tracker, out_dir, register_name) if tracker else None
+    except BaseException as exc:
+        if tracker:
+            tracker.abort("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        if isinstance(exc, (ValueError, StoreError)):
+            raise click.ClickException(error_message(exc)) from exc
+        raise
     if int(os.environ.get("RANK", 0)) != 0:  # under torchrun, rank 0 reports
         return
     shown = ("loss", "val_loss", "val_t2s_top1", "val_t2s_top10", "val_mlm_acc", "val_inst")
     shown += ("val_mae", "val_ts2vec")
     summary = ", ".join(f"{k} {final[k]:.4g}" for k in shown if k in final)
     click.echo(f"pretrained {cfg.steps} steps into {out_dir}: {summary}")
+    if version is not None:
+        click.echo(f"registered models:/{register_name}/{version} ({mlflow_uri})")
+
+
+def _tracker(mlflow_uri: str | None, register_name: str | None, out_dir: str):
+    """The MLflow tracker of rank 0 (None elsewhere or without --mlflow, which says so once)."""
+    from s2gen import tracking
+
+    if register_name and not mlflow_uri:
+        raise click.BadParameter("--register NAME needs --mlflow URI", param_hint="--register")
+    if int(os.environ.get("RANK", 0)) != 0:
+        return None
+    if not mlflow_uri:
+        click.echo(tracking.enable_hint("pretrain"), err=True)
+        return None
+    from s2gen.pretrain.tracked import pretraining_tracker
+
+    if register_name:
+        try:
+            tracking.check_name(register_name)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--register") from exc
+    try:
+        return pretraining_tracker(mlflow_uri, out_dir)
+    except (ImportError, tracking.TrackingError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _log_outputs(tracker, out_dir: str, register_name: str | None) -> str | None:
+    from s2gen.pretrain.tracked import log_outputs
+
+    version = log_outputs(tracker, out_dir, register_name)
+    tracker.end("FINISHED")
+    return version
 
 
 def generated_source(generate: str, cfg: PretrainConfig):
@@ -319,8 +377,7 @@ def _read_series(path: Path):
     "--checkpoint",
     "checkpoint_path",
     required=True,
-    type=click.Path(exists=True, dir_okay=False),
-    help="last.pt or best.pt of a pretraining run.",
+    help="last.pt or best.pt of a pretraining run, or a registered model models:/NAME/VERSION.",
 )
 @click.option(
     "--input",
@@ -329,7 +386,26 @@ def _read_series(path: Path):
     type=click.Path(exists=True, dir_okay=False),
     help="Series as .npy (n, L) or .csv (one series per row, comma-separated).",
 )
-@click.option("--out", "out_path", required=True, help="Embeddings (n, dim) as .npy or .csv.")
+@click.option(
+    "--out",
+    "out_path",
+    required=True,
+    help="Embeddings as .npy or .csv: (n, dim); with --level patch (n, tokens, d), .npy only.",
+)
+@click.option(
+    "--level",
+    type=click.Choice(["instance", "patch"]),
+    default="instance",
+    show_default=True,
+    help="instance: one embedding per series; patch: the state of every token (patch, or "
+    "time step for a per-step backbone) of the resized series.",
+)
+@click.option(
+    "--mlflow",
+    "mlflow_uri",
+    default=None,
+    help="Tracking URI a models:/ checkpoint is read from [default: $MLFLOW_TRACKING_URI].",
+)
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option(
     "--resize",
@@ -343,28 +419,53 @@ def _read_series(path: Path):
     "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
 )
 @architecture_options
-def embed(checkpoint_path, input_path, out_path, batch_size, resize, device, architecture) -> None:
+def embed(
+    checkpoint_path,
+    input_path,
+    out_path,
+    level,
+    mlflow_uri,
+    batch_size,
+    resize,
+    device,
+    architecture,
+) -> None:
     """Embed series with a pretrained series encoder (resized to its window by default)."""
+    import tempfile
+
     import numpy as np
 
     out = Path(out_path)
     if out.suffix not in (".npy", ".csv"):
         raise click.BadParameter(f"{out}: give a .npy or .csv path", param_hint="--out")
+    if level == "patch" and out.suffix != ".npy":
+        raise click.BadParameter(
+            f"{out}: patch-level embeddings are (n, tokens, d): give a .npy path",
+            param_hint="--out",
+        )
     series = _read_series(Path(input_path))
     from s2gen.memory import check_batch, encoder_bytes
     from s2gen.pretrain import checkpoint
     from s2gen.pretrain.encoder import load_encoder
     from s2gen.pretrain.train import resolve_device
+    from s2gen.tracking import resolve_checkpoint
 
-    try:
-        cfg = checkpoint.config_of(checkpoint.load(checkpoint_path))
-        encoder = load_encoder(checkpoint_path, resolve_device(device))
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from exc
-    check_architecture(encoder.config, architecture, checkpoint_path)
+    with tempfile.TemporaryDirectory(prefix="s2gen-registry-") as cache:
+        try:
+            local = resolve_checkpoint(checkpoint_path, mlflow_uri, cache)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--checkpoint") from exc
+        except ImportError as exc:
+            raise click.ClickException(str(exc)) from exc
+        try:
+            cfg = checkpoint.config_of(checkpoint.load(local))
+            encoder = load_encoder(local, resolve_device(device))
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
+        check_architecture(encoder.config, architecture, checkpoint_path)
     check_batch(lambda b: encoder_bytes(cfg, b, train=False), min(batch_size, len(series)))
     try:
-        emb = encoder.embed(series, batch_size=batch_size, resize=resize)
+        emb = encoder.embed(series, batch_size=batch_size, resize=resize, level=level)
     except ValueError as exc:
         raise click.ClickException(f"--input {input_path}: {exc}") from exc
     if out.suffix == ".npy":

@@ -19,9 +19,11 @@ from s2gen.pretrain.backbones import build_backbone
 from s2gen.pretrain.config import RESIZE_MODES, PretrainConfig
 from s2gen.pretrain.scaling import fit_to_window, instance_norm, level_scale
 
+LEVELS = ("instance", "patch")  # what ``SeriesEncoder.embed`` returns per series
+
 
 class SeriesEncoder(nn.Module):
-    """Series (B, L) -> embeddings (B, dim), for any L >= 1.
+    """Series (B, L) -> embeddings (B, dim), or token states (B, N, d), for any L >= 1.
 
     Attributes
     ----------
@@ -41,19 +43,33 @@ class SeriesEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_features(x)
 
+    def _hidden(self, x: torch.Tensor, resize: str) -> torch.Tensor:
+        """The backbone's hidden states of series x (B, L)."""
+        if x.ndim != 2 or x.shape[1] < 1:
+            raise ValueError(f"x must have shape (B, L) with L >= 1, got {tuple(x.shape)}")
+        x = fit_to_window(x.float(), self.window, self.patch, resize)
+        return self.backbone(instance_norm(x), stats=level_scale(x))
+
     def forward_features(self, x: torch.Tensor, resize: str = "linear") -> torch.Tensor:
         """Differentiable embedding of series x (B, L) float -> (B, dim).
 
         ``resize`` "linear" resamples every series to ``window`` points; "none"
         keeps the last ``window`` points and left-pads shorter series.
         """
-        if x.ndim != 2 or x.shape[1] < 1:
-            raise ValueError(f"x must have shape (B, L) with L >= 1, got {tuple(x.shape)}")
-        x = fit_to_window(x.float(), self.window, self.patch, resize)
-        return self.backbone.pool(self.backbone(instance_norm(x), stats=level_scale(x)))
+        return self.backbone.pool(self._hidden(x, resize))
+
+    def forward_tokens(self, x: torch.Tensor, resize: str = "linear") -> torch.Tensor:
+        """Token states of series x (B, L) -> (B, N, backbone.dim), N = ``backbone.n_tokens``.
+
+        A token is ``patch`` points of the resized series (one point for a per-step
+        backbone).
+        """
+        return self.backbone.token_states(self._hidden(x, resize))
 
     @torch.no_grad()
-    def embed(self, series, batch_size: int = 256, resize: str = "linear") -> np.ndarray:
+    def embed(
+        self, series, batch_size: int = 256, resize: str = "linear", level: str = "instance"
+    ) -> np.ndarray:
         """Embeddings of many series under no_grad, in eval mode.
 
         Parameters
@@ -61,15 +77,20 @@ class SeriesEncoder(nn.Module):
         series : (n, L) array, or a list of 1-D arrays of any lengths; finite values.
         batch_size : series per forward pass.
         resize : "linear" or "none" (see ``forward_features``).
+        level : "instance": one embedding per series; "patch": the token states
+            (``forward_tokens``), which needs the same number of tokens for every
+            series (always so with ``resize="linear"``).
 
         Returns
         -------
-        (n, dim) float32 numpy array, in input order.
+        (n, dim) or, for "patch", (n, N, backbone.dim) float32 numpy array, in input order.
         """
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size} must be at least 1")
         if resize not in RESIZE_MODES:
             raise ValueError(f"resize={resize!r} is unknown; choose one of {RESIZE_MODES}")
+        if level not in LEVELS:
+            raise ValueError(f"level={level!r} is unknown; choose one of {', '.join(LEVELS)}")
         if isinstance(series, np.ndarray) and series.ndim == 2:
             series = list(series)
         rows = [np.asarray(s, np.float32).ravel() for s in series]
@@ -82,16 +103,30 @@ class SeriesEncoder(nn.Module):
                 )
         lengths = np.array([len(r) for r in rows], np.int64)
         device = next(self.parameters()).device
+        forward = self.forward_features if level == "instance" else self.forward_tokens
         was_training = self.training
         self.eval()
-        out = np.zeros((len(rows), self.dim), np.float32)
+        out = None
         for length in np.unique(lengths):
             index = np.flatnonzero(lengths == length)
             for start in range(0, len(index), batch_size):
                 part = index[start : start + batch_size]
                 chunk = torch.from_numpy(np.stack([rows[i] for i in part])).to(device)
-                out[part] = self.forward_features(chunk, resize).float().cpu().numpy()
+                values = forward(chunk, resize).float().cpu().numpy()
+                if out is None:
+                    out = np.zeros((len(rows), *values.shape[1:]), np.float32)
+                if values.shape[1:] != out.shape[1:]:
+                    raise ValueError(
+                        f"series of {length} points give {values.shape[1]} tokens, others "
+                        f"{out.shape[1]}: patch-level embeddings need one token count; use "
+                        "resize='linear' or series of one length"
+                    )
+                out[part] = values
         self.train(was_training)
+        if out is None:  # no series
+            tokens = self.backbone.n_tokens(self.window)
+            shape = (self.dim,) if level == "instance" else (tokens, self.backbone.dim)
+            out = np.zeros((0, *shape), np.float32)
         return out
 
 

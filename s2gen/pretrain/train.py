@@ -131,10 +131,19 @@ def _init_distributed(device: torch.device) -> tuple[int, int, bool]:
 
 
 class MetricsLog:
-    """Appends one JSON object per line to ``metrics.jsonl`` (and TensorBoard when installed)."""
+    """Appends one JSON object per line to ``metrics.jsonl`` (and TensorBoard when installed).
 
-    def __init__(self, out_dir: Path, keep_until: int | None) -> None:
+    ``sinks`` receive the same lines: ``sink.start(config, resume)`` once (the
+    effective config dict), then ``sink.write(step, values)`` (e.g. ``s2gen.tracking.Tracker``).
+    """
+
+    def __init__(
+        self, out_dir: Path, keep_until: int | None, sinks=(), config: dict | None = None
+    ) -> None:
         self.path = out_dir / METRICS
+        self.sinks = tuple(sinks)
+        for sink in self.sinks:
+            sink.start(config or {}, resume=keep_until is not None)
         if keep_until is None:
             self.path.write_text("")
         else:  # a resume drops what was logged after the checkpoint
@@ -154,6 +163,8 @@ class MetricsLog:
         if self.tb is not None:
             for key, value in values.items():
                 self.tb.add_scalar(key, value, step)
+        for sink in self.sinks:
+            sink.write(step, values)
 
     def close(self) -> None:
         if self.tb is not None:
@@ -233,6 +244,7 @@ def run(
     device: str = "auto",
     batch_hook: BatchHook | None = None,
     progress: bool = True,
+    sinks=(),
 ) -> dict[str, float]:
     """Pretrain a series encoder (and the objectives' heads) on data; returns the final metrics.
 
@@ -252,6 +264,8 @@ def run(
         ``load_state_dict()`` has its state saved in checkpoints and restored
         on resume.
     progress : show a tqdm bar (rank 0).
+    sinks : on rank 0, receivers of the logged metrics besides ``metrics.jsonl``
+        (``MetricsLog``), e.g. an MLflow ``s2gen.tracking.Tracker``.
 
     Returns
     -------
@@ -262,13 +276,13 @@ def run(
     out = Path(out_dir)
     try:
         with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
-            return _run(cfg, data, out, resume, dev, rank, world, batch_hook, progress)
+            return _run(cfg, data, out, resume, dev, rank, world, batch_hook, progress, sinks)
     finally:
         if own_group:
             dist.destroy_process_group()
 
 
-def _run(cfg, data, out, resume, dev, rank, world, batch_hook, progress):
+def _run(cfg, data, out, resume, dev, rank, world, batch_hook, progress, sinks):
     from tqdm import tqdm
 
     sources = open_sources(data, cfg)
@@ -318,7 +332,10 @@ def _run(cfg, data, out, resume, dev, rank, world, batch_hook, progress):
     batches = iter(make_loader(sources, cfg, rank, world, start_batch=step))
     lead = rank == 0
     val_batch = held_out_set(sources, cfg) if lead and cfg.val_samples else None
-    metrics = MetricsLog(out, keep_until=step if state is not None else None) if lead else None
+    metrics = None
+    if lead:
+        keep = step if state is not None else None
+        metrics = MetricsLog(out, keep_until=keep, sinks=sinks, config=cfg.to_dict())
     span = RowSpan(state.get("rows") if state else None, rank) if fresh else None
     settings = {
         "data": [s.name for s in sources],
