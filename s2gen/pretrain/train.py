@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 METRICS = "metrics.jsonl"
 # settings that may change on --resume without breaking the run's identity
-RESUMABLE_CHANGES = ("steps", "val_every", "ckpt_every", "log_every")
+RESUMABLE_CHANGES = ("steps", "val_every", "ckpt_every", "log_every", "backbone_weights")
 CONFIG = "config.json"
 BatchHook = Callable[[dict, int, Pretrainer], dict]
 

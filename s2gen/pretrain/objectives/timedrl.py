@@ -1,7 +1,8 @@
 """The ``timedrl`` objective: instance-level and timestamp-level terms without augmentation.
 
 TimeDRL (Chang et al., ICDE 2024): the same window passes through the encoder
-twice; the two passes differ only by dropout. With [CLS] states z1, z2 and a
+twice; the two passes differ only by dropout. With [CLS] states z1, z2 (the
+token mean for a backbone without [CLS], ``backbones.instance_state``) and a
 two-layer predictor p,
 
     inst = -1/2 [ cos(p(z1), sg(z2)) + cos(p(z2), sg(z1)) ]      (sg = stop-gradient)
@@ -19,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from s2gen.pretrain.backbones import instance_state
 from s2gen.pretrain.config import PretrainConfig
 from s2gen.pretrain.layers import Predictor
 from s2gen.pretrain.objectives.base import Objective, Step
@@ -50,7 +52,7 @@ class TimeDRLObjective(Objective):
         h1, h2 = step.clean(views[0]), step.clean(views[1])
         out = {}
         if self.cfg.w_inst > 0:
-            z1, z2 = h1[:, 0], h2[:, 0]
+            z1, z2 = instance_state(backbone, h1), instance_state(backbone, h2)
             out["inst"] = 0.5 * (
                 negative_cosine(self.predictor(z1), z2) + negative_cosine(self.predictor(z2), z1)
             )
