@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from s2gen.pretrain.llm_options import llm_options
+
 DATASET_HELP = "dataset name (shipped in an installed package) or path; repeatable"
 RESIZE_HELP = (
     "bring each series to the encoder's window by linear interpolation, or keep the "
@@ -41,6 +43,41 @@ def _embed_fn(encoder, batch_size: int, resize: str = "linear"):
     return embed
 
 
+def _backbone_option(command):
+    from s2gen.pretrain.config import BACKBONE_NAMES
+
+    return click.option(
+        "--backbone",
+        type=click.Choice(BACKBONE_NAMES),
+        default=None,
+        help="series encoder of --random-init (s2: the patch transformer; gpt2: a frozen "
+        "GPT-2 with LoRA adapters) [default: the preset's or the first checkpoint's]",
+    )(command)
+
+
+def _random_overrides(random_init: bool, backbone: str | None, llm: dict) -> dict:
+    """PretrainConfig settings of --random-init from --backbone and the llm options.
+
+    They define an architecture, so they need --random-init; --backbone-weights
+    also rebuilds checkpoints. One line says when a gpt2 base is random.
+    """
+    from s2gen.pretrain.config import RANDOM_BASE_NOTE
+    from s2gen.pretrain.llm_options import llm_overrides
+
+    overrides = llm_overrides(llm)
+    if backbone is not None:
+        overrides["backbone"] = backbone
+    shaping = sorted(set(overrides) - {"backbone_weights"})
+    if shaping and not random_init:
+        flag = "--" + shaping[0].replace("_", "-")
+        raise click.BadParameter(
+            "it shapes the --random-init encoder (a checkpoint keeps its own)", param_hint=flag
+        )
+    if overrides.get("backbone") == "gpt2" and not overrides.get("backbone_weights"):
+        click.echo(RANDOM_BASE_NOTE, err=True)
+    return overrides
+
+
 def _checkpoint_names(checkpoints: tuple[str, ...]) -> list[str]:
     """Table column names: run directory / file stem ("run/best"), made unique when needed."""
     stems = [str(Path(Path(c).parent.name, Path(c).stem)) for c in checkpoints]
@@ -48,21 +85,36 @@ def _checkpoint_names(checkpoints: tuple[str, ...]) -> list[str]:
 
 
 ARCHITECTURE = ("window", "patch", "d_model", "n_heads", "d_ff", "n_layers")
+# the backbone and front end (a gpt2 checkpoint's random-init keeps its base weights)
+BACKBONE_ARCHITECTURE = ("backbone", "frontend", "conv_kernels", "conv_channels", "conv_stride")
 
 
 def _architecture(checkpoint_path: str) -> dict:
     """The series-encoder settings saved in a pretraining checkpoint."""
     from s2gen.pretrain import checkpoint
+    from s2gen.pretrain.llm_options import LLM_OPTIONS
 
     saved = checkpoint.config_of(checkpoint.load(checkpoint_path)).to_dict()
-    return {name: saved[name] for name in ARCHITECTURE}
+    names = ARCHITECTURE + BACKBONE_ARCHITECTURE + LLM_OPTIONS
+    return {name: saved[name] for name in names if name in saved}
 
 
-def _model_specs(checkpoints, random_init, preset, device, batch_size, resize="linear"):
+def _model_specs(
+    checkpoints,
+    random_init,
+    preset,
+    device,
+    batch_size,
+    resize="linear",
+    backbone_weights=None,
+    random_overrides=None,
+):
     """ModelSpecs of the checkpoints and of the random initialisation.
 
     The random encoder has ``preset``'s architecture, or, when ``preset`` is
-    None, that of the first checkpoint (the "small" preset without one).
+    None, that of the first checkpoint (the "small" preset without one), with
+    ``random_overrides`` (backbone, front end, gpt2 settings) on top.
+    ``backbone_weights`` rebuilds the frozen base of gpt2 checkpoints.
     """
     from s2gen.evaluate.suite import ModelSpec
     from s2gen.pretrain import load_encoder, random_encoder
@@ -72,7 +124,7 @@ def _model_specs(checkpoints, random_init, preset, device, batch_size, resize="l
 
         def make(seed):
             if "embed" not in cache:
-                encoder = load_encoder(path, device=device)
+                encoder = load_encoder(path, device=device, backbone_weights=backbone_weights)
                 cache["embed"] = _embed_fn(encoder, batch_size, resize)
             return cache["embed"]
 
@@ -82,6 +134,7 @@ def _model_specs(checkpoints, random_init, preset, device, batch_size, resize="l
     if preset is None:
         preset = "small"
         overrides = _architecture(checkpoints[0]) if checkpoints else {}
+    overrides.update(random_overrides or {})
 
     def from_random(seed):
         encoder = random_encoder(preset=preset, seed=seed, **overrides)
@@ -225,6 +278,8 @@ def _setup_logging(verbose: bool) -> None:
     help="series per embedding batch",
 )
 @click.option("--verbose", "-v", is_flag=True, help="log progress")
+@_backbone_option
+@llm_options
 def evaluate(
     checkpoints,
     random_init,
@@ -246,6 +301,8 @@ def evaluate(
     device,
     batch_size,
     verbose,
+    backbone,
+    **llm,
 ):
     """Compare pretrained and random-init encoders and classical baselines on real data.
 
@@ -262,6 +319,7 @@ def evaluate(
         raise click.BadParameter(
             "give at least one --checkpoint or --random-init", param_hint="--checkpoint"
         )
+    random_overrides = _random_overrides(random_init, backbone, llm)
     if task == "forecasting" and horizon is None:
         raise click.BadParameter("--task forecasting needs --horizon H", param_hint="--horizon")
     for name, value in (("--horizon", horizon), ("--column", column), ("--period", period)):
@@ -305,7 +363,16 @@ def evaluate(
             column=column,
             period=period,
         )
-        models = _model_specs(checkpoints, random_init, preset, device, batch_size, resize)
+        models = _model_specs(
+            checkpoints,
+            random_init,
+            preset,
+            device,
+            batch_size,
+            resize,
+            llm.get("backbone_weights"),
+            random_overrides,
+        )
         records = run_suite(models, cfg, skipped)
     except (ValueError, ImportError) as error:
         raise click.ClickException(str(error)) from None
@@ -332,6 +399,7 @@ def evaluate(
         "baselines": baselines,
         "dtw": dtw,
         "resize": resize,
+        "random_overrides": random_overrides,
         "ucr_root": ucr_root,
         "ucr_not_used": (
             {name: [str(p) for p in paths] for name, paths in archive.not_used.items()}
@@ -346,6 +414,9 @@ def evaluate(
     )
 
 
+FINETUNE_TASKS = ("classification", "forecasting", "anomaly")
+
+
 @click.command()
 @click.option(
     "--checkpoint", type=click.Path(exists=True), help="pretrained encoder checkpoint to fine-tune"
@@ -354,7 +425,21 @@ def evaluate(
 @click.option(
     "--preset", default="small", show_default=True, help="architecture preset of --random-init"
 )
-@click.option("--dataset", "datasets", multiple=True, required=True, help=DATASET_HELP)
+@click.option(
+    "--task",
+    type=click.Choice(FINETUNE_TASKS),
+    default="classification",
+    show_default=True,
+    help="classification: pooled embedding -> linear; forecasting: flattened token states "
+    "-> linear to H per channel; anomaly: reconstruct each window, score = squared error",
+)
+@click.option(
+    "--dataset",
+    "datasets",
+    multiple=True,
+    required=True,
+    help=f"{DATASET_HELP} (anomaly: yahoo, mitdb, or a value,label .csv)",
+)
 @click.option(
     "--out",
     type=click.Path(file_okay=False),
@@ -371,14 +456,15 @@ def evaluate(
     type=float,
     default=0.2,
     show_default=True,
-    help="share of each class of the train split held out for validation",
+    help="share of each class of the train split held out for validation (forecasting, "
+    "anomaly: the last share of the train windows)",
 )
 @click.option(
     "--patience",
     type=click.IntRange(min=1),
     default=10,
     show_default=True,
-    help="epochs without a better validation accuracy before stopping",
+    help="epochs without a better validation score before stopping",
 )
 @click.option(
     "--seeds",
@@ -386,6 +472,21 @@ def evaluate(
     default=1,
     show_default=True,
     help="fine-tune with seeds 0..N-1",
+)
+@click.option("--horizon", type=click.IntRange(min=1), help="forecast horizon H (forecasting)")
+@click.option(
+    "--context",
+    type=click.IntRange(min=2),
+    default=48,
+    show_default=True,
+    help="context window length (forecasting)",
+)
+@click.option(
+    "--test-fraction",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.2,
+    show_default=True,
+    help="tail share of the series tested (forecasting, anomaly)",
 )
 @click.option(
     "--mlflow",
@@ -396,10 +497,13 @@ def evaluate(
 @_resize_option
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--verbose", "-v", is_flag=True, help="log every epoch")
+@_backbone_option
+@llm_options
 def finetune(
     checkpoint,
     random_init,
     preset,
+    task,
     datasets,
     out,
     epochs,
@@ -410,25 +514,38 @@ def finetune(
     val_fraction,
     patience,
     seeds,
+    horizon,
+    context,
+    test_fraction,
     mlflow_uri,
     resize,
     device,
     verbose,
+    backbone,
+    **llm,
 ):
-    """Fine-tune an encoder with a linear head per dataset; report test accuracy.
+    """Fine-tune an encoder with a task head per dataset; score the test part once.
 
-    The validation split is carved from the train split (stratified); early
-    stopping on validation accuracy; the best weights are saved as
-    OUT/DATASET/seedS/finetuned.pt and scored once on the test split.
+    Classification: a linear head on the pooled embedding, a stratified
+    validation split, early stopping on validation accuracy, test accuracy.
+    Forecasting and anomaly: the head of ``s2gen.evaluate.heads``, the last
+    train windows validate, early stopping on validation MSE; test MSE/MAE
+    (z-normalised series) or ROC AUC and average precision of the
+    reconstruction scores. The best weights are saved as
+    OUT/DATASET/seedS/finetuned.pt (for a gpt2 backbone without its frozen base).
     """
     _setup_logging(verbose)
     if bool(checkpoint) == bool(random_init):
         raise click.BadParameter(
             "give exactly one of --checkpoint or --random-init", param_hint="--checkpoint"
         )
-    from s2gen.evaluate.datasets import load_classification
+    if (task == "forecasting") != (horizon is not None):
+        raise click.BadParameter(
+            "--task forecasting needs --horizon H, and --horizon applies to it only",
+            param_hint="--horizon",
+        )
+    random_overrides = _random_overrides(random_init, backbone, llm)
     from s2gen.evaluate.finetune import FinetuneConfig
-    from s2gen.evaluate.finetune import finetune as run_finetune
     from s2gen.evaluate.report import file_sha256, write_results
     from s2gen.pretrain import load_encoder, random_encoder
 
@@ -436,7 +553,7 @@ def finetune(
     records = []
     try:
         for name in datasets:
-            data = load_classification(name)
+            data = _finetune_data(task, name)
             for seed in range(seeds):
                 cfg = FinetuneConfig(
                     epochs,
@@ -450,43 +567,45 @@ def finetune(
                     resize=resize,
                 )
                 if checkpoint:
-                    encoder = load_encoder(checkpoint, device=device)
+                    encoder = load_encoder(
+                        checkpoint, device=device, backbone_weights=llm.get("backbone_weights")
+                    )
                 else:
-                    encoder = random_encoder(preset=preset, seed=seed)
-                result = run_finetune(
+                    encoder = random_encoder(preset=preset, seed=seed, **random_overrides)
+                where = Path(out) / data.name / f"seed{seed}"
+                metrics, info = _finetune_one(
+                    task,
                     encoder,
                     data,
                     cfg,
-                    Path(out) / data.name / f"seed{seed}",
-                    mlflow_uri=mlflow_uri,
-                    device=device,
+                    where,
+                    (horizon, context, test_fraction),
+                    mlflow_uri,
+                    device,
                 )
                 records.append(
                     {
-                        "task": "finetune",
+                        "task": "finetune" if task == "classification" else f"finetune-{task}",
                         "dataset": data.name,
                         "model": f"finetune: {model}",
                         "seed": seed,
-                        "metrics": {"accuracy": result.test_accuracy},
-                        "info": {
-                            "val_accuracy": result.val_accuracy,
-                            "best_epoch": result.best_epoch,
-                            "epochs_run": result.epochs_run,
-                            "checkpoint": str(result.checkpoint),
-                        },
+                        "metrics": metrics,
+                        "info": info,
                     }
                 )
+                shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
                 click.echo(
-                    f"{data.name} seed {seed}: test accuracy {result.test_accuracy:.4f} "
-                    f"(best epoch {result.best_epoch}, val {result.val_accuracy:.4f})"
+                    f"{data.name} seed {seed}: test {shown} (best epoch {info['best_epoch']})"
                 )
     except (ValueError, ImportError) as error:
         raise click.ClickException(str(error)) from None
     config = {
+        "task": task,
         "checkpoint": checkpoint,
         "checkpoint_sha256": file_sha256(checkpoint) if checkpoint else None,
         "random_init": random_init,
         "preset": preset,
+        "random_overrides": random_overrides,
         "datasets": list(datasets),
         "epochs": epochs,
         "batch_size": batch_size,
@@ -496,7 +615,68 @@ def finetune(
         "val_fraction": val_fraction,
         "patience": patience,
         "seeds": seeds,
+        "horizon": horizon,
+        "context": context,
+        "test_fraction": test_fraction,
         "mlflow": mlflow_uri,
         "resize": resize,
     }
     click.echo(write_results(records, out, config))
+
+
+def _finetune_data(task: str, name: str):
+    """The dataset of a fine-tuning task, by name or path."""
+    if task == "classification":
+        from s2gen.evaluate.datasets import load_classification
+
+        return load_classification(name)
+    if task == "forecasting":
+        from s2gen.evaluate.datasets import load_forecasting
+
+        return load_forecasting(name)
+    from s2gen.evaluate.anomaly_data import load_anomaly
+
+    return load_anomaly(name)
+
+
+def _finetune_one(task, encoder, data, cfg, out_dir, windows, mlflow_uri, device):
+    """(test metrics, info) of one fine-tuning run."""
+    if task == "classification":
+        from s2gen.evaluate.finetune import finetune as run_finetune
+
+        result = run_finetune(encoder, data, cfg, out_dir, mlflow_uri=mlflow_uri, device=device)
+        info = {"val_accuracy": result.val_accuracy}
+        metrics = {"accuracy": result.test_accuracy}
+    else:
+        from s2gen.evaluate import finetune_series
+
+        horizon, context, test_fraction = windows
+        if task == "forecasting":
+            from s2gen.evaluate.protocols import ForecastConfig
+
+            forecast = ForecastConfig(horizon, context, test_fraction)
+            result = finetune_series.finetune_forecasting(
+                encoder, data.values, forecast, cfg, out_dir, data.name, mlflow_uri, device
+            )
+            info = {"horizon": horizon, "context": context}
+        else:
+            result = finetune_series.finetune_anomaly(
+                encoder,
+                data.values,
+                data.labels,
+                test_fraction,
+                cfg,
+                out_dir,
+                data.name,
+                mlflow_uri,
+                device,
+            )
+            info = {"window": encoder.window}
+        info["val_loss"] = result.val_loss
+        metrics = result.metrics
+    info.update(
+        best_epoch=result.best_epoch,
+        epochs_run=result.epochs_run,
+        checkpoint=str(result.checkpoint),
+    )
+    return metrics, info

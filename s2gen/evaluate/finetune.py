@@ -18,6 +18,7 @@ split) follows ``FinetuneConfig.seed``; the caller's global torch RNG state is
 restored afterwards.
 """
 
+import copy
 import dataclasses
 import logging
 import math
@@ -216,6 +217,14 @@ def _train_epoch(
     return total / order.numel()
 
 
+def snapshot(model: nn.Module) -> dict:
+    """A copy of ``model.state_dict()``: tensors cloned, extra states (records) copied."""
+    return {
+        k: v.detach().clone() if isinstance(v, torch.Tensor) else copy.deepcopy(v)
+        for k, v in model.state_dict().items()
+    }
+
+
 def _save(checkpoint: dict, path: Path) -> None:
     partial = path.with_suffix(".tmp")
     torch.save(checkpoint, partial)
@@ -323,7 +332,7 @@ def finetune(
                 val_accuracy == best["accuracy"] and val_loss < best["loss"]
             )
             if better:
-                state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                state = snapshot(model)
                 best = {"accuracy": val_accuracy, "loss": val_loss, "epoch": epoch, "state": state}
                 _save(
                     {

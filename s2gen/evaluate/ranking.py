@@ -1,8 +1,9 @@
 """Average ranks and wins/ties/losses of models across datasets.
 
 Input is one score per (dataset, model): the mean over seeds of the ranked
-metric (accuracy, higher is better, for classification and fine-tuning; MSE,
-lower is better, for forecasting). Only datasets on which every model has a
+metric (accuracy, higher is better, for classification and its fine-tuning;
+MSE, lower is better, for forecasting and its fine-tuning; ROC AUC, higher is
+better, for anomaly fine-tuning). Only datasets on which every model has a
 score are ranked (the others are listed), so all figures of one summary rest
 on the same datasets. On each dataset the best model has rank 1 and models
 whose scores differ by at most ``TIE_TOLERANCE`` share the mean of the ranks
@@ -14,7 +15,13 @@ score is better by more than the tolerance, and ties within it.
 import numpy as np
 
 TIE_TOLERANCE = 1e-9
-RANKED_METRIC = {"classification": "accuracy", "finetune": "accuracy", "forecasting": "mse"}
+RANKED_METRIC = {
+    "classification": "accuracy",
+    "finetune": "accuracy",
+    "forecasting": "mse",
+    "finetune-forecasting": "mse",
+    "finetune-anomaly": "auc_roc",
+}
 
 
 def rank_scores(scores: dict[str, float], higher_is_better: bool) -> dict[str, float]:

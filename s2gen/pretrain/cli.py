@@ -14,9 +14,11 @@ from s2gen.pretrain.config import (
     BACKBONE_NAMES,
     OBJECTIVE_NAMES,
     PRESET_NAMES,
+    RANDOM_BASE_NOTE,
     PretrainConfig,
     read_settings,
 )
+from s2gen.pretrain.llm_options import backbone_weights_option, llm_options, llm_overrides
 
 
 def build_config(preset: str, config_file: str | None, overrides: dict) -> PretrainConfig:
@@ -100,6 +102,7 @@ def build_config(preset: str, config_file: str | None, overrides: dict) -> Pretr
     help="OATS: first augmented step [default: end of warm-up].",
 )
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@llm_options
 def pretrain(
     store_path,
     out_dir,
@@ -122,6 +125,7 @@ def pretrain(
     explore_prob,
     oats_after,
     quiet,
+    **llm,
 ) -> None:
     """Pretrain a series encoder on a store (S2: against its expressions, SymTime-style).
 
@@ -138,8 +142,11 @@ def pretrain(
         "num_workers": workers,
         "seed": seed,
         "use_inputs": use_inputs,
+        **llm_overrides(llm),
     }
     cfg = build_config(preset, config_file, overrides)
+    if cfg.backbone == "gpt2" and not cfg.backbone_weights:
+        click.echo(RANDOM_BASE_NOTE, err=True)
     try:
         import torch
 
@@ -176,7 +183,7 @@ def pretrain(
             batch_hook=hook,
             progress=not quiet,
         )
-    except (ValueError, StoreError) as exc:
+    except (ValueError, ImportError, StoreError) as exc:
         raise click.ClickException(str(exc)) from exc
     if int(os.environ.get("RANK", 0)) != 0:  # under torchrun, rank 0 reports
         return
@@ -232,7 +239,10 @@ def _read_series(path: Path):
 @click.option(
     "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
 )
-def embed(checkpoint_path, input_path, out_path, batch_size, resize, device) -> None:
+@backbone_weights_option
+def embed(
+    checkpoint_path, input_path, out_path, batch_size, resize, device, backbone_weights
+) -> None:
     """Embed series with a pretrained series encoder (resized to its window by default)."""
     import numpy as np
 
@@ -244,8 +254,8 @@ def embed(checkpoint_path, input_path, out_path, batch_size, resize, device) -> 
     from s2gen.pretrain.train import resolve_device
 
     try:
-        encoder = load_encoder(checkpoint_path, resolve_device(device))
-    except ValueError as exc:
+        encoder = load_encoder(checkpoint_path, resolve_device(device), backbone_weights)
+    except (ValueError, ImportError) as exc:
         raise click.ClickException(str(exc)) from exc
     try:
         emb = encoder.embed(series, batch_size=batch_size, resize=resize)

@@ -22,6 +22,10 @@ FRONTEND_NAMES = ("patch", "multiscale")  # registered in s2gen.pretrain.backbon
 LLM_POOLS = ("mean", "last")  # the gpt2 backbone's instance embedding
 LORA_TARGETS = ("c_attn", "c_proj", "c_fc")  # GPT-2's projections LoRA may adapt
 OBJECTIVE_NAMES = ("s2", "timedrl")  # registered in s2gen.pretrain.objectives
+RANDOM_BASE_NOTE = (
+    "gpt2 backbone without --backbone-weights: the language model is randomly initialised; "
+    "cross-modal transfer needs pretrained GPT-2 weights (a local Hugging Face folder)"
+)
 # settings of the gpt2 backbone only (other backbones must leave them at their defaults)
 LLM_FIELDS = (
     "llm_layers",

@@ -45,15 +45,11 @@ import torch
 from torch import nn
 
 from s2gen.pretrain.backbones.frontends import build_frontend, embed_tokens
-from s2gen.pretrain.config import PretrainConfig
+from s2gen.pretrain.config import RANDOM_BASE_NOTE, PretrainConfig
 
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = "the gpt2 backbone needs transformers and peft: pip install 's2gen[llm]'"
-RANDOM_BASE_NOTE = (
-    "gpt2 backbone without --backbone-weights: the language model is randomly initialised; "
-    "cross-modal transfer needs pretrained GPT-2 weights (a local Hugging Face folder)"
-)
 
 
 def tensors_sha256(named: Iterable[tuple[str, torch.Tensor]]) -> str:
