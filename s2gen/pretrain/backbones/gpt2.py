@@ -108,9 +108,14 @@ def load_base(cfg: PretrainConfig) -> tuple[nn.Module, dict]:
                 f"{cfg.backbone_weights}; use at most {config.n_layer}"
             )
         config.update({"n_layer": cfg.llm_layers, **_dropouts(cfg.dropout)})
-        model = transformers.GPT2Model.from_pretrained(
-            folder, config=config, local_files_only=True
-        ).float()
+        verbosity = transformers.logging.get_verbosity()
+        transformers.logging.set_verbosity_error()  # the blocks past llm_layers are not loaded
+        try:
+            model = transformers.GPT2Model.from_pretrained(
+                folder, config=config, local_files_only=True
+            ).float()
+        finally:
+            transformers.logging.set_verbosity(verbosity)
         source = {"source": "weights"}
     else:
         config = transformers.GPT2Config(
