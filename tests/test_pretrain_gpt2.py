@@ -400,3 +400,52 @@ def test_cli_pretrains_from_a_local_gpt2_resumes_exactly_and_embeds(store_path, 
     assert "cross-modal transfer needs pretrained GPT-2 weights" in random_run.output
     bad = CliRunner().invoke(pretrain, [*args[:6], "--lora-rank", "4", "--out", "y"])
     assert bad.exit_code != 0 and "backbone gpt2 only" in bad.output
+
+
+def test_evaluate_rebuilds_gpt2_checkpoints_and_their_random_init(tmp_path):
+    from click.testing import CliRunner
+
+    from s2gen.evaluate.cli import evaluate
+    from s2gen.pretrain import checkpoint
+
+    folder = _save_tiny_gpt2(tmp_path / "gpt2", seed=3)
+    cfg = gpt2_cfg(backbone_weights=str(folder), objective="timedrl", llm_pool="last")
+    torch.manual_seed(0)
+    model = Pretrainer(cfg)
+    train_steps(model.series)
+    path = tmp_path / "run" / "last.pt"
+    path.parent.mkdir()
+    checkpoint.save(path, {"model": model.state_dict(), "config": cfg.to_dict()})
+    args = ["--checkpoint", str(path), "--random-init", "--task", "classification"]
+    args += ["--dataset", "ItalyPowerDemand", "--seeds", "1", "--no-baselines"]
+    result = CliRunner().invoke(evaluate, [*args, "--out", str(tmp_path / "e")])
+    assert result.exit_code == 0, result.output
+    assert "randomly initialised" not in result.output  # random-init keeps the GPT-2 base
+    records = json.loads((tmp_path / "e" / "results.json").read_text())["records"]
+    assert {r["model"] for r in records} == {"run/last", "random-init"}
+    assert all(r["info"]["dim"] == 64 for r in records)
+    wrong = _save_tiny_gpt2(tmp_path / "wrong", seed=8)
+    bad = CliRunner().invoke(evaluate, [*args, "--backbone-weights", str(wrong), "--out", "z"])
+    assert bad.exit_code != 0 and model.series.base["sha256"] in bad.output
+    bad = CliRunner().invoke(evaluate, [*args[:2], *args[3:], "--llm-layers", "1", "--out", "z"])
+    assert bad.exit_code != 0 and "--llm-layers" in bad.output
+
+
+def test_only_the_gpt2_module_imports_transformers_or_peft_and_only_when_built():
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parents[1] / "s2gen"
+    pattern = re.compile(r"^\s*(import|from)\s+(transformers|peft)\b", re.MULTILINE)
+    users = sorted(
+        str(p.relative_to(package)) for p in package.rglob("*.py") if pattern.search(p.read_text())
+    )
+    assert users == ["pretrain/backbones/gpt2.py"]
+    code = (
+        "import sys, s2gen.pretrain.model, s2gen.pretrain.cli, s2gen.evaluate.cli; "
+        "print('transformers' in sys.modules or 'peft' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
