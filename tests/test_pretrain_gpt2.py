@@ -449,3 +449,28 @@ def test_only_the_gpt2_module_imports_transformers_or_peft_and_only_when_built()
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.filterwarnings("ignore:There is a performance drop")  # CPU attention under vmap
+def test_per_sample_masked_series_loss_works_under_vmap_for_oats():
+    from s2gen.pretrain.losses import draw_patch_mask
+
+    torch.manual_seed(0)
+    model = Pretrainer(gpt2_cfg(objective="s2"), pretraining_vocabulary(vocabulary())).eval()
+    g = torch.Generator().manual_seed(2)
+    series = torch.randn(4, 64, generator=g) * 4 + 2
+    mask = draw_patch_mask(4, 8, 0.4, g)
+    batched = model(series, mask)
+    params = {
+        k: v.detach()
+        for k, v in model.named_parameters()
+        if k.startswith("series.") and v.requires_grad
+    }
+
+    def one(p, s, m):
+        return torch.func.functional_call(model, p, (s[None], m[None]))[0]
+
+    per_sample = torch.func.vmap(one, in_dims=(None, 0, 0))(params, series, mask)
+    grads = torch.func.vmap(torch.func.grad(one), in_dims=(None, 0, 0))(params, series, mask)
+    torch.testing.assert_close(per_sample, batched, atol=1e-5, rtol=1e-4)
+    assert grads["series.llm.h.1.attn.c_attn.lora_A.default.weight"].shape == (4, 8, 64)
