@@ -1,5 +1,8 @@
 """Full fine-tuning of a series encoder with a linear classification head.
 
+(Forecasting and anomaly heads: ``finetune_series``. For a ``gpt2`` encoder only
+its trainable parts move; checkpoints leave its frozen base out.)
+
 The TiMERT workflow (pretrain once, then fine-tune per task): the encoder and
 a linear head over its concatenated per-channel [CLS] features are trained
 together with cross-entropy. A validation split is carved from the train

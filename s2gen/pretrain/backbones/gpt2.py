@@ -86,7 +86,7 @@ def load_base(cfg: PretrainConfig) -> tuple[nn.Module, dict]:
     Returns
     -------
     (model, record): a ``transformers.GPT2Model`` and {"source": "weights" or
-    "random", "sha256", "seed" (random) , "layers", "hidden", "heads", "positions"}.
+    "random", "sha256", "seed" (random bases), "layers", "hidden", "heads", "positions"}.
     """
     transformers = _transformers()
     if cfg.backbone_weights:
