@@ -26,8 +26,9 @@ Inference with LoRA adapters merged into the base weights vs unmerged.
 The visible evaluation sets at a small budget, every encoder randomly
 initialised (the gpt2 base too: no GPT-2 weights here): frozen probes
 (classification, forecasting H = 12, 3 seeds) of s2 and gpt2 with either front
-end and gpt2's two poolings, then short fine-tunes (30 epochs, 2 seeds) of s2
-(full, lr 1e-4) and gpt2 (LoRA, lr 1e-3). Each run writes results.json/.md/.png.
+end and gpt2's two poolings, then short fine-tunes (at most 20 epochs, 2 seeds,
+two classification sets and two series) of s2 (full, lr 1e-4) and gpt2 (LoRA,
+lr 1e-3). Each run writes results.json/.md/.png; ``--only ft`` runs a subset.
 """
 
 import argparse
@@ -181,45 +182,37 @@ PROBES = {
 FINETUNES = {"s2-patch": ["--lr", "1e-4"], "gpt2-patch-mean": [*GPT2_D128, "--lr", "1e-3"]}
 
 
-def evaluation(out: str, threads: int) -> None:
-    """The visible-set runs (see the module notes), one CLI call each."""
-    cli = [sys.executable, "-m", "s2gen"]
-    env_threads = {"OMP_NUM_THREADS": str(threads)}
-    runs = []
+FT_CLASSIFICATION = ["GunPoint", "ItalyPowerDemand"]
+FT_FORECASTING = ["airline", "lynx"]
+
+
+def evaluation(out: str, threads: int, only: str | None) -> None:
+    """The visible-set runs (see the module notes), one CLI call each; ``only``: a name part."""
+    runs = {}
     for name, flags in PROBES.items():
         common = ["evaluate", "--random-init", "--preset", "small", "--seeds", "3", *flags]
-        runs.append(
-            [
-                *common,
-                "--task",
-                "classification",
-                "--no-baselines",
-                "--out",
-                f"{out}/probe-cls-{name}",
-            ]
-            + [f"--dataset={d}" for d in CLASSIFICATION]
-        )
-        runs.append(
-            [*common, "--task", "forecasting", "--horizon", "12", "--no-baselines"]
-            + ["--out", f"{out}/probe-fc-{name}"]
-            + [f"--dataset={d}" for d in FORECASTING]
-        )
+        runs[f"probe-cls-{name}"] = [*common, "--task", "classification", "--no-baselines"] + [
+            f"--dataset={d}" for d in CLASSIFICATION
+        ]
+        runs[f"probe-fc-{name}"] = [*common, "--task", "forecasting", "--horizon", "12"] + [
+            "--no-baselines",
+            *[f"--dataset={d}" for d in FORECASTING],
+        ]
     for name, flags in FINETUNES.items():
         common = ["finetune", "--random-init", "--preset", "small", "--seeds", "2"]
-        common += ["--epochs", "30", *flags]
-        runs.append(
-            [*common, "--out", f"{out}/ft-cls-{name}"] + [f"--dataset={d}" for d in CLASSIFICATION]
-        )
-        runs.append(
-            [*common, "--task", "forecasting", "--horizon", "12", "--out", f"{out}/ft-fc-{name}"]
-            + [f"--dataset={d}" for d in FORECASTING]
-        )
-    for args in runs:
+        common += ["--epochs", "20", *flags]
+        runs[f"ft-cls-{name}"] = common + [f"--dataset={d}" for d in FT_CLASSIFICATION]
+        runs[f"ft-fc-{name}"] = [*common, "--task", "forecasting", "--horizon", "12"] + [
+            f"--dataset={d}" for d in FT_FORECASTING
+        ]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    for name, args in runs.items():
+        if only and only not in name:
+            continue
         start = time.time()
-        subprocess.run(
-            [*cli, *args], check=True, env={**os.environ, **env_threads}, stdout=subprocess.DEVNULL
-        )
-        print(json.dumps({"run": args[-5:], "wall_s": round(time.time() - start, 1)}), flush=True)
+        command = [sys.executable, "-m", "s2gen", *args, "--out", f"{out}/{name}"]
+        subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
+        print(json.dumps({"run": name, "wall_s": round(time.time() - start, 1)}), flush=True)
 
 
 def _run(code: str, *args) -> dict:
@@ -235,7 +228,7 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/evaluation/llm")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--only", default=None, help="substring of the encoder names to run")
+    parser.add_argument("--only", default=None, help="substring of the encoder/run names to run")
     args = parser.parse_args()
     start = time.time()
     if args.what == "cost":
@@ -245,7 +238,7 @@ def main() -> None:
             result = _run(COST, json.dumps(overrides), args.threads, args.steps)
             print(json.dumps({"encoder": name, **result}), flush=True)
     elif args.what == "eval":
-        evaluation(args.out, args.threads)
+        evaluation(args.out, args.threads, args.only)
     elif args.what == "momentum":
         for copy in ("shared", "plain"):
             print(json.dumps(_run(MOMENTUM, args.threads, copy)), flush=True)
