@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from s2gen.pretrain.options import architecture_options
+from s2gen.pretrain.options import architecture_options, note_random_base
 
 DATASET_HELP = "dataset name (shipped in an installed package) or path; repeatable"
 RESIZE_HELP = (
@@ -77,23 +77,25 @@ def _model_specs(
     """ModelSpecs of the checkpoints (local files) and of the random initialisation.
 
     The random encoder has ``preset``'s architecture with the ``architecture``
-    flags (``--backbone``), or, when ``preset`` is None, that of the first
-    checkpoint (the "small" preset without one). Checkpoints that contradict
-    the flags are refused. ``names`` are the checkpoints' column names
-    (default: from their paths).
+    flags (``--backbone``, front end, gpt2 settings), or, when ``preset`` is
+    None, that of the first checkpoint (the "small" preset without one).
+    Checkpoints that contradict the flags are refused; ``--backbone-weights``
+    rebuilds the frozen base of gpt2 checkpoints. ``names`` are the
+    checkpoints' column names (default: from their paths).
     """
     from s2gen.evaluate.suite import ModelSpec
     from s2gen.pretrain import load_encoder, random_encoder
 
     architecture = architecture or {}
     saved = [_architecture(path, architecture) for path in checkpoints]
+    backbone_weights = architecture.get("backbone_weights")
 
     def from_checkpoint(path):
         cache = {}
 
         def make(seed):
             if "embed" not in cache:
-                encoder = load_encoder(path, device=device)
+                encoder = load_encoder(path, device=device, backbone_weights=backbone_weights)
                 cache["embed"] = _embed_fn(encoder, batch_size, resize)
             return cache["embed"]
 
@@ -102,7 +104,8 @@ def _model_specs(
     overrides = dict(architecture)
     if preset is None:
         preset = "small"
-        overrides = saved[0] if saved else overrides
+        if saved:
+            overrides = {**saved[0], **architecture}
 
     def from_random(seed):
         encoder = random_encoder(preset=preset, seed=seed, **overrides)
@@ -361,6 +364,8 @@ def evaluate(
         raise click.BadParameter(
             "give at least one --checkpoint or --random-init", param_hint="--checkpoint"
         )
+    if random_init:
+        note_random_base(architecture)
     if task == "forecasting" and horizon is None:
         raise click.BadParameter("--task forecasting needs --horizon H", param_hint="--horizon")
     if task == "anomaly" and label_column is None:
@@ -480,6 +485,9 @@ def evaluate(
     )
 
 
+FINETUNE_TASKS = ("classification", "forecasting", "anomaly")
+
+
 @click.command()
 @click.option(
     "--checkpoint",
@@ -489,7 +497,21 @@ def evaluate(
 @click.option(
     "--preset", default="small", show_default=True, help="architecture preset of --random-init"
 )
-@click.option("--dataset", "datasets", multiple=True, required=True, help=DATASET_HELP)
+@click.option(
+    "--task",
+    type=click.Choice(FINETUNE_TASKS),
+    default="classification",
+    show_default=True,
+    help="classification: pooled embedding -> linear; forecasting: flattened token states "
+    "-> linear to H per channel; anomaly: reconstruct each window, score = squared error",
+)
+@click.option(
+    "--dataset",
+    "datasets",
+    multiple=True,
+    required=True,
+    help=f"{DATASET_HELP} (anomaly: yahoo, mitdb, or a value,label .csv)",
+)
 @click.option(
     "--out",
     type=click.Path(file_okay=False),
@@ -514,14 +536,15 @@ def evaluate(
     type=float,
     default=0.2,
     show_default=True,
-    help="share of each class of the train split held out for validation",
+    help="share of each class of the train split held out for validation (forecasting, "
+    "anomaly: the last share of the train windows)",
 )
 @click.option(
     "--patience",
     type=click.IntRange(min=1),
     default=10,
     show_default=True,
-    help="epochs without a better validation accuracy before stopping",
+    help="epochs without a better validation score before stopping",
 )
 @click.option(
     "--seeds",
@@ -529,6 +552,21 @@ def evaluate(
     default=1,
     show_default=True,
     help="fine-tune with seeds 0..N-1",
+)
+@click.option("--horizon", type=click.IntRange(min=1), help="forecast horizon H (forecasting)")
+@click.option(
+    "--context",
+    type=click.IntRange(min=2),
+    default=48,
+    show_default=True,
+    help="context window length (forecasting)",
+)
+@click.option(
+    "--test-fraction",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.2,
+    show_default=True,
+    help="tail share of the series tested (forecasting, anomaly)",
 )
 @click.option(
     "--mlflow",
@@ -548,6 +586,7 @@ def finetune(
     checkpoint,
     random_init,
     preset,
+    task,
     datasets,
     out,
     config_file,
@@ -559,26 +598,38 @@ def finetune(
     val_fraction,
     patience,
     seeds,
+    horizon,
+    context,
+    test_fraction,
     mlflow_uri,
     resize,
     device,
     verbose,
     architecture,
 ):
-    """Fine-tune an encoder with a linear head per dataset; report test accuracy.
+    """Fine-tune an encoder with a task head per dataset; score the test part once.
 
-    The validation split is carved from the train split (stratified); early
-    stopping on validation accuracy; the best weights are saved as
-    OUT/DATASET/seedS/finetuned.pt and scored once on the test split.
+    Classification: a linear head on the pooled embedding, a stratified
+    validation split, early stopping on validation accuracy, test accuracy.
+    Forecasting and anomaly: the head of ``s2gen.evaluate.heads``, the last
+    train windows validate, early stopping on validation MSE; test MSE/MAE
+    (z-normalised series) or ROC AUC and average precision of the
+    reconstruction scores. The best weights are saved as
+    OUT/DATASET/seedS/finetuned.pt (for a gpt2 backbone without its frozen base).
     """
     _setup_logging(verbose)
     if bool(checkpoint) == bool(random_init):
         raise click.BadParameter(
             "give exactly one of --checkpoint or --random-init", param_hint="--checkpoint"
         )
+    if (task == "forecasting") != (horizon is not None):
+        raise click.BadParameter(
+            "--task forecasting needs --horizon H, and --horizon applies to it only",
+            param_hint="--horizon",
+        )
+    if random_init:
+        note_random_base(architecture)
     from s2gen import tracking
-    from s2gen.evaluate.datasets import load_classification
-    from s2gen.evaluate.finetune import finetune as run_finetune
     from s2gen.evaluate.finetune_settings import config_for, finetune_settings, save_settings
     from s2gen.evaluate.report import file_sha256, write_results
     from s2gen.pretrain import load_encoder, random_encoder
@@ -608,50 +659,54 @@ def finetune(
     checkpoint_file = None
     if checkpoint:
         checkpoint_file = _local_checkpoint(checkpoint, mlflow_uri, Path(out) / REGISTRY_CACHE)
-        _architecture(checkpoint_file, architecture)
     checkpoints = (checkpoint_file,) if checkpoint else ()
     _check_memory(checkpoints, random_init, preset, settings["batch_size"], train=True)
+    if checkpoint:
+        _architecture(checkpoint_file, architecture)  # after the check has read it
     model = tracking.checkpoint_label(checkpoint) if checkpoint else f"random-init ({preset})"
     records = []
     try:
         for name in datasets:
-            data = load_classification(name)
+            data = _finetune_data(task, name)
             for seed in range(settings["seeds"]):
                 if checkpoint:
-                    encoder = load_encoder(checkpoint_file, device=device)
+                    encoder = load_encoder(
+                        checkpoint_file,
+                        device=device,
+                        backbone_weights=architecture.get("backbone_weights"),
+                    )
                 else:
                     encoder = random_encoder(preset=preset, seed=seed, **architecture)
-                result = run_finetune(
+                where = Path(out) / data.name / f"seed{seed}"
+                metrics, info = _finetune_one(
+                    task,
                     encoder,
                     data,
                     config_for(settings, seed),
-                    Path(out) / data.name / f"seed{seed}",
-                    mlflow_uri=mlflow_uri,
-                    device=device,
+                    where,
+                    (horizon, context, test_fraction),
+                    mlflow_uri,
+                    device,
                 )
                 records.append(
                     {
-                        "task": "finetune",
+                        "task": "finetune" if task == "classification" else f"finetune-{task}",
                         "dataset": data.name,
                         "model": f"finetune: {model}",
                         "seed": seed,
-                        "metrics": {"accuracy": result.test_accuracy},
-                        "info": {
-                            "val_accuracy": result.val_accuracy,
-                            "best_epoch": result.best_epoch,
-                            "epochs_run": result.epochs_run,
-                            "checkpoint": str(result.checkpoint),
-                        },
+                        "metrics": metrics,
+                        "info": info,
                     }
                 )
+                shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
                 click.echo(
-                    f"{data.name} seed {seed}: test accuracy {result.test_accuracy:.4f} "
-                    f"(best epoch {result.best_epoch}, val {result.val_accuracy:.4f})"
+                    f"{data.name} seed {seed}: test {shown} (best epoch {info['best_epoch']})"
                 )
     except (ValueError, ImportError) as error:
         raise click.ClickException(str(error)) from None
     save_settings(settings, out)
     config = {
+        "task": task,
         "checkpoint": checkpoint,
         "checkpoint_sha256": file_sha256(checkpoint_file) if checkpoint else None,
         "checkpoint_file": str(checkpoint_file) if checkpoint else None,
@@ -660,7 +715,68 @@ def finetune(
         "architecture": architecture,
         "datasets": list(datasets),
         **settings,
+        "horizon": horizon,
+        "context": context,
+        "test_fraction": test_fraction,
         "config_file": config_file,
         "mlflow": mlflow_uri,
     }
     click.echo(write_results(records, out, config))
+
+
+def _finetune_data(task: str, name: str):
+    """The dataset of a fine-tuning task, by name or path."""
+    if task == "classification":
+        from s2gen.evaluate.datasets import load_classification
+
+        return load_classification(name)
+    if task == "forecasting":
+        from s2gen.evaluate.datasets import load_forecasting
+
+        return load_forecasting(name)
+    from s2gen.evaluate.anomaly_data import load_anomaly
+
+    return load_anomaly(name)
+
+
+def _finetune_one(task, encoder, data, cfg, out_dir, windows, mlflow_uri, device):
+    """(test metrics, info) of one fine-tuning run."""
+    if task == "classification":
+        from s2gen.evaluate.finetune import finetune as run_finetune
+
+        result = run_finetune(encoder, data, cfg, out_dir, mlflow_uri=mlflow_uri, device=device)
+        info = {"val_accuracy": result.val_accuracy}
+        metrics = {"accuracy": result.test_accuracy}
+    else:
+        from s2gen.evaluate import finetune_series
+
+        horizon, context, test_fraction = windows
+        if task == "forecasting":
+            from s2gen.evaluate.protocols import ForecastConfig
+
+            forecast = ForecastConfig(horizon, context, test_fraction)
+            result = finetune_series.finetune_forecasting(
+                encoder, data.values, forecast, cfg, out_dir, data.name, mlflow_uri, device
+            )
+            info = {"horizon": horizon, "context": context}
+        else:
+            result = finetune_series.finetune_anomaly(
+                encoder,
+                data.values,
+                data.labels,
+                test_fraction,
+                cfg,
+                out_dir,
+                data.name,
+                mlflow_uri,
+                device,
+            )
+            info = {"window": encoder.window}
+        info["val_loss"] = result.val_loss
+        metrics = result.metrics
+    info.update(
+        best_epoch=result.best_epoch,
+        epochs_run=result.epochs_run,
+        checkpoint=str(result.checkpoint),
+    )
+    return metrics, info

@@ -1,5 +1,8 @@
 """Full fine-tuning of a series encoder with a linear classification head.
 
+(Forecasting and anomaly heads: ``finetune_series``. For a ``gpt2`` encoder only
+its trainable parts move; checkpoints leave its frozen base out.)
+
 The TiMERT workflow (pretrain once, then fine-tune per task): the encoder and
 a linear head over its concatenated per-channel [CLS] features are trained
 together with cross-entropy. A validation split is carved from the train
@@ -19,6 +22,7 @@ restored afterwards.
 """
 
 import contextlib
+import copy
 import dataclasses
 import logging
 import math
@@ -215,6 +219,14 @@ def _train_epoch(
     return total / order.numel()
 
 
+def snapshot(model: nn.Module) -> dict:
+    """A copy of ``model.state_dict()``: tensors cloned, extra states (records) copied."""
+    return {
+        k: v.detach().clone() if isinstance(v, torch.Tensor) else copy.deepcopy(v)
+        for k, v in model.state_dict().items()
+    }
+
+
 def _save(checkpoint: dict, path: Path) -> None:
     partial = path.with_suffix(".tmp")
     torch.save(checkpoint, partial)
@@ -328,7 +340,7 @@ def finetune(
                     val_accuracy == best["accuracy"] and val_loss < best["loss"]
                 )
                 if better:
-                    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                    state = snapshot(model)
                     best = {
                         "accuracy": val_accuracy,
                         "loss": val_loss,

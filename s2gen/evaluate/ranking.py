@@ -1,15 +1,16 @@
 """Average ranks and wins/ties/losses of models across datasets.
 
 Input is one score per (dataset, model): the mean over seeds of the ranked
-metric (accuracy, higher is better, for classification and fine-tuning; MSE,
-lower is better, for forecasting; F1, higher is better, for anomaly detection).
-Only datasets on which every model has a score are ranked (the others are
-listed), so all figures of one summary rest on the same datasets. On each
-dataset the best model has rank 1 and models whose scores differ by at most
-``TIE_TOLERANCE`` share the mean of the ranks they span (Demšar, "Statistical
-comparisons of classifiers over multiple data sets", JMLR 2006). A model wins
-against another on a dataset when its score is better by more than the
-tolerance, and ties within it.
+metric (accuracy, higher is better, for classification and its fine-tuning;
+MSE, lower is better, for forecasting and its fine-tuning; F1, higher is
+better, for anomaly detection; ROC AUC, higher is better, for anomaly
+fine-tuning). Only datasets on which every model has a score are ranked (the
+others are listed), so all figures of one summary rest on the same datasets.
+On each dataset the best model has rank 1 and models whose scores differ by
+at most ``TIE_TOLERANCE`` share the mean of the ranks they span (Demšar,
+"Statistical comparisons of classifiers over multiple data sets", JMLR 2006).
+A model wins against another on a dataset when its score is better by more
+than the tolerance, and ties within it.
 """
 
 import numpy as np
@@ -20,6 +21,8 @@ RANKED_METRIC = {
     "finetune": "accuracy",
     "forecasting": "mse",
     "anomaly": "f1",
+    "finetune-forecasting": "mse",
+    "finetune-anomaly": "auc_roc",
 }
 
 

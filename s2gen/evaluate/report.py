@@ -25,7 +25,14 @@ import numpy as np
 import s2gen
 from s2gen.evaluate.ranking import RANKED_METRIC, rank_summary, summary_markdown
 
-HIGHER_IS_BETTER = {"accuracy": True, "mse": False, "mae": False, "f1": True}
+HIGHER_IS_BETTER = {
+    "accuracy": True,
+    "mse": False,
+    "mae": False,
+    "f1": True,
+    "auc_roc": True,
+    "auc_pr": True,
+}
 FILES = ("results.json", "results.md", "results.png")
 
 

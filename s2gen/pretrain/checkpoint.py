@@ -1,6 +1,9 @@
 """One checkpoint dict per save: what a resume needs, plus provenance.
 
-Keys: ``model`` (state dict, momentum copies and queues included),
+Keys: ``model`` (state dict, momentum copies and queues included; for the
+``gpt2`` backbone without the frozen GPT-2 base, which is rebuilt, but with
+the record of that base under ``series._extra_state``: its SHA-256, source,
+seed of a random base, and shape),
 ``optimizer``, ``config`` (``PretrainConfig.to_dict``), ``vocabulary``,
 ``step`` (optimizer steps done = batches consumed per rank), ``best_val_loss``,
 ``rng`` (torch CPU/CUDA states and the mask generator at the save, for the

@@ -19,7 +19,7 @@ from s2gen.pretrain.config import (
     PretrainConfig,
     read_settings,
 )
-from s2gen.pretrain.options import architecture_options, check_architecture
+from s2gen.pretrain.options import architecture_options, check_architecture, note_random_base
 
 
 def build_config(preset: str, config_file: str | None, overrides: dict) -> PretrainConfig:
@@ -199,6 +199,7 @@ def pretrain(
         "use_inputs": use_inputs,
     }
     cfg = build_config(preset, config_file, overrides)
+    note_random_base(cfg.to_dict())
     try:
         import torch
 
@@ -258,7 +259,7 @@ def pretrain(
     except BaseException as exc:
         if tracker:
             tracker.abort("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
-        if isinstance(exc, (ValueError, StoreError)):
+        if isinstance(exc, (ValueError, ImportError, StoreError)):
             raise click.ClickException(error_message(exc)) from exc
         raise
     if int(os.environ.get("RANK", 0)) != 0:  # under torchrun, rank 0 reports
@@ -459,8 +460,10 @@ def embed(
             raise click.ClickException(str(exc)) from exc
         try:
             cfg = checkpoint.config_of(checkpoint.load(local))
-            encoder = load_encoder(local, resolve_device(device))
-        except ValueError as exc:
+            encoder = load_encoder(
+                local, resolve_device(device), architecture.get("backbone_weights")
+            )
+        except (ValueError, ImportError) as exc:
             raise click.ClickException(str(exc)) from exc
         check_architecture(encoder.config, architecture, checkpoint_path)
     check_batch(lambda b: encoder_bytes(cfg, b, train=False), min(batch_size, len(series)))

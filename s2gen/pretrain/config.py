@@ -20,21 +20,42 @@ PRESET_NAMES = ("ci", "small", "base")
 GENERATE_PRESETS = tuple(SAMPLER_PRESETS)  # --generate NAME: paper, reference, all
 GENERATE_LENGTH = 512  # points of a --generate preset's series: room for 2x downsampled views
 RESIZE_MODES = ("linear", "none")  # how a series reaches the encoder (s2gen.pretrain.scaling)
-BACKBONE_NAMES = ("s2", "dilated-cnn")  # registered in s2gen.pretrain.backbones
+FRONTEND_NAMES = ("patch", "multiscale")  # registered in s2gen.pretrain.backbones.frontends
+LLM_POOLS = ("mean", "last")  # the gpt2 backbone's instance embedding
+LORA_TARGETS = ("c_attn", "c_proj", "c_fc")  # GPT-2's projections LoRA may adapt
+RANDOM_BASE_NOTE = (
+    "gpt2 backbone without --backbone-weights: the language model is randomly initialised; "
+    "cross-modal transfer needs pretrained GPT-2 weights (a local Hugging Face folder)"
+)
+# settings of the gpt2 backbone only (other backbones must leave them at their defaults)
+LLM_FIELDS = (
+    "llm_layers",
+    "llm_pool",
+    "lora_rank",
+    "lora_alpha",
+    "lora_dropout",
+    "lora_targets",
+    "train_norms",
+    "train_pos",
+    "backbone_weights",
+)
+BACKBONE_NAMES = ("s2", "dilated-cnn", "gpt2")  # registered in s2gen.pretrain.backbones
 # registered in s2gen.pretrain.objectives
 OBJECTIVE_NAMES = ("s2", "mae", "timedrl", "ts2vec", "crops")
-# The backbones each objective can train. s2, mae and timedrl read a [CLS] state and patch
-# states; ts2vec crops windows at any point and contrasts per-timestep states, max-pooled down
-# to one timestep, which only a per-timestep encoder gives. Objectives combine ('+') when they
-# share a backbone, so ts2vec runs alone.
+# The backbones each objective can train. s2, mae, timedrl and crops read an instance state
+# ([CLS], or gpt2's pooled tokens for s2 and timedrl) and token states; ts2vec crops windows at
+# any point and contrasts per-timestep states, max-pooled down to one timestep, which only a
+# per-timestep encoder gives. Objectives combine ('+') when they share a backbone, so ts2vec
+# runs alone.
 OBJECTIVE_BACKBONES = {
-    "s2": ("s2",),
+    "s2": ("s2", "gpt2"),
     "mae": ("s2",),
-    "timedrl": ("s2",),
+    "timedrl": ("s2", "gpt2"),
     "ts2vec": ("dilated-cnn",),
     "crops": ("s2",),
 }
-DEFAULT_OBJECTIVE = {"s2": "s2+timedrl", "dilated-cnn": "ts2vec"}  # per backbone (``preset``)
+# per backbone (``preset``)
+DEFAULT_OBJECTIVE = {"s2": "s2+timedrl", "dilated-cnn": "ts2vec", "gpt2": "s2+timedrl"}
 # fields that fix the series encoder's architecture (a random init of a checkpoint's shape)
 ENCODER_FIELDS = (
     "backbone",
@@ -47,7 +68,18 @@ ENCODER_FIELDS = (
     "scale_token",
     "cnn_hidden",
     "cnn_depth",
+    "frontend",
+    "conv_kernels",
+    "conv_channels",
+    "conv_stride",
+    *LLM_FIELDS,
 )
+
+
+def _check_choice(name: str, value: Any, known: tuple[str, ...]) -> None:
+    """``value`` must be one of ``known``; the error lists them."""
+    if value not in known:
+        fail(name, value, f"choose one of {', '.join(known)}")
 
 
 def objective_names(objective: str) -> tuple[str, ...]:
@@ -68,23 +100,47 @@ class PretrainConfig:
     ----------
     backbone : the series encoder, a name of ``s2gen.pretrain.backbones``
         (``s2``: the patch transformer below; ``dilated-cnn``: TS2Vec's encoder,
-        per-timestep states of width ``d_model``).
+        per-timestep states of width ``d_model``; ``gpt2``: a GPT-2 core, frozen
+        but for LoRA adapters, settings ``llm_*``, ``lora_*``, ``train_*``).
+    frontend : how a series becomes tokens for ``s2`` and ``gpt2``: ``patch``
+        (non-overlapping patches of ``patch`` points, embedded linearly) or
+        ``multiscale`` (parallel strided 1-D convolutions of ``conv_kernels``,
+        then patches of ``patch`` feature steps, projected: SeisMoLLM).
+    conv_kernels, conv_channels, conv_stride : the ``multiscale`` front end: odd
+        kernel sizes of its parallel convolutions, output channels of each, and
+        their common stride (the downsampling before patching).
     objective : one objective or a ``+``-joined combination of
         ``s2gen.pretrain.objectives`` (``s2``: masked series + masked symbols +
         series<->symbol contrast; ``mae``: RoBERTa-style masked patches (TiMERT);
         ``timedrl``: an instance-level term on [CLS] and patch reconstruction
         from two dropout views; ``ts2vec``: hierarchical contrast of two
-        overlapping crops). Each objective trains the backbones of
-        ``OBJECTIVE_BACKBONES``; a combination needs one they share.
-    window : points per training window (a multiple of ``patch``); series of
-        other lengths are resampled to it (``resize`` at evaluation).
-    patch : points per patch (SymTime: 16, non-overlapping).
+        overlapping crops; ``crops``: a window against a resampled sub-span of
+        it). Each objective trains the backbones of ``OBJECTIVE_BACKBONES``; a
+        combination needs one they share.
+    window : points per training window (a multiple of ``token_points``); series
+        of other lengths are resampled to it (``resize`` at evaluation).
+    patch : points per patch (SymTime: 16, non-overlapping); with the
+        ``multiscale`` front end, feature steps per patch.
     d_model, n_heads, d_ff, n_layers : series encoder (pre-norm transformer);
         ``d_model`` is also the output width of the ``dilated-cnn`` backbone
-        (TS2Vec: 320).
+        (TS2Vec: 320); for ``gpt2`` without ``backbone_weights``, the random
+        base's hidden size, heads and MLP width (its depth is ``llm_layers``).
     cnn_hidden, cnn_depth : ``dilated-cnn`` backbone: hidden width (TS2Vec 64) and
         residual blocks at that width (TS2Vec 10, block i dilated by 2^i), then one
         block to ``d_model``.
+    llm_layers : ``gpt2``: the first K blocks of the language model are used.
+    llm_pool : ``gpt2``: the instance embedding, the mean of the last layer's
+        tokens (``mean``) or the last token (``last``; GPT-2's attention is
+        causal, so only the last token has seen the whole window).
+    lora_rank, lora_alpha, lora_dropout, lora_targets : ``gpt2``: the LoRA
+        adapters (rank r, scale alpha / r, dropout on their input), on the
+        comma-separated GPT-2 projections ``lora_targets`` of each block
+        (``c_attn``, ``c_proj`` (attention and MLP outputs), ``c_fc``).
+    train_norms, train_pos : ``gpt2``: also train the layer norms / the
+        position embeddings of the language model (else frozen).
+    backbone_weights : ``gpt2``: a local Hugging Face GPT-2 folder (``config.json``
+        and weights) read without any download; "" initialises the base at
+        random from ``seed`` (no cross-modal transfer then).
     sym_d_model, sym_heads, sym_d_ff, sym_layers : symbol encoder.
     max_tokens : symbol tokens kept per sample; 0 sizes it from the store so that
         at least 99% of its expressions fit (the resolved value is saved).
@@ -148,12 +204,25 @@ class PretrainConfig:
     objective: str = "s2+timedrl"
     window: int = 256
     patch: int = 16
+    frontend: str = "patch"
+    conv_kernels: tuple[int, ...] = (3, 7, 15)
+    conv_channels: int = 16
+    conv_stride: int = 2
     d_model: int = 128
     n_heads: int = 4
     d_ff: int = 256
     n_layers: int = 3
     cnn_hidden: int = 64
     cnn_depth: int = 10
+    llm_layers: int = 6
+    llm_pool: str = "mean"
+    lora_rank: int = 8
+    lora_alpha: float = 16.0
+    lora_dropout: float = 0.05
+    lora_targets: str = "c_attn"
+    train_norms: bool = False
+    train_pos: bool = False
+    backbone_weights: str = ""
     sym_d_model: int = 128
     sym_heads: int = 4
     sym_d_ff: int = 256
@@ -207,8 +276,7 @@ class PretrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.backbone not in BACKBONE_NAMES:
-            fail("backbone", self.backbone, f"choose one of {', '.join(BACKBONE_NAMES)}")
+        _check_choice("backbone", self.backbone, BACKBONE_NAMES)
         names = objective_names(self.objective)
         unknown = [n for n in names if n not in OBJECTIVE_NAMES]
         if unknown or len(set(names)) != len(names):
@@ -234,10 +302,13 @@ class PretrainConfig:
                 f"objective {self.objective!r} trains the {' or '.join(shared)} backbone: "
                 f"use --backbone {shared[0]} (backbone={shared[0]!r})",
             )
-        check_int("patch", self.patch, 1, 4096)
-        check_int("window", self.window, 2 * self.patch, 1 << 16)
-        if self.window % self.patch:
-            fail("window", self.window, f"it must be a multiple of patch={self.patch}")
+        self._check_frontend()
+        if self.backbone == "dilated-cnn" and self.frontend != "patch":
+            fail("frontend", self.frontend, "it applies to backbones s2 and gpt2 only")
+        check_int("window", self.window, 2 * self.token_points, 1 << 16)
+        if self.window % self.token_points:
+            fail("window", self.window, f"it must be a multiple of {self._token_text()}")
+        self._check_llm()
         for name in ("d_model", "sym_d_model", "d_ff", "sym_d_ff", "embed_dim"):
             check_int(name, getattr(self, name), 1, 1 << 16)
         for name in ("n_layers", "sym_layers"):
@@ -291,10 +362,69 @@ class PretrainConfig:
         check_int("num_workers", self.num_workers, 0, 256)
         check_int("seed", self.seed, 0, (1 << 63) - 1)
 
+    def _check_frontend(self) -> None:
+        _check_choice("frontend", self.frontend, FRONTEND_NAMES)
+        check_int("patch", self.patch, 1, 4096)
+        kernels = self.conv_kernels
+        if isinstance(kernels, (list, tuple)):  # a list from JSON/TOML: stored as a tuple
+            object.__setattr__(self, "conv_kernels", kernels := tuple(kernels))
+        if not isinstance(kernels, tuple) or not kernels:
+            fail(
+                "conv_kernels",
+                kernels,
+                "give a non-empty list of odd kernel sizes, e.g. [3, 7, 15]",
+            )
+        for k in kernels:
+            check_int("conv_kernels", k, 1, 1023)
+            if k % 2 == 0:
+                fail("conv_kernels", kernels, "every kernel size must be odd (centred padding)")
+        check_int("conv_channels", self.conv_channels, 1, 4096)
+        check_int("conv_stride", self.conv_stride, 1, 256)
+
+    def _token_text(self) -> str:
+        if self.frontend == "multiscale":
+            return f"conv_stride * patch = {self.conv_stride} * {self.patch}"
+        return f"patch={self.patch}"
+
+    def _check_llm(self) -> None:
+        """The ``gpt2`` settings: valid, and left at their defaults by other backbones."""
+        check_int("llm_layers", self.llm_layers, 1, 128)
+        _check_choice("llm_pool", self.llm_pool, LLM_POOLS)
+        check_int("lora_rank", self.lora_rank, 1, 4096)
+        check_float("lora_alpha", self.lora_alpha, 0.0, 1e6, open_low=True)
+        check_float("lora_dropout", self.lora_dropout, 0.0, 0.9)
+        targets = self.lora_target_names
+        if not targets or any(t not in LORA_TARGETS for t in targets):
+            fail(
+                "lora_targets",
+                self.lora_targets,
+                f"give comma-separated names of {', '.join(LORA_TARGETS)} (e.g. c_attn,c_proj)",
+            )
+        for name in ("train_norms", "train_pos"):
+            if not isinstance(getattr(self, name), bool):
+                fail(name, getattr(self, name), "it must be true or false")
+        if not isinstance(self.backbone_weights, str):
+            fail("backbone_weights", self.backbone_weights, "give a folder path or ''")
+        if self.backbone != "gpt2":
+            defaults = {f.name: f.default for f in dataclasses.fields(self)}
+            for name in LLM_FIELDS:
+                if getattr(self, name) != defaults[name]:
+                    fail(name, getattr(self, name), "it applies to backbone gpt2 only")
+
+    @property
+    def lora_target_names(self) -> tuple[str, ...]:
+        """The GPT-2 projections of ``lora_targets``, in the given order."""
+        return tuple(t.strip() for t in str(self.lora_targets).split(",") if t.strip())
+
+    @property
+    def token_points(self) -> int:
+        """Series points one token covers: ``patch``, times ``conv_stride`` for ``multiscale``."""
+        return self.patch * (self.conv_stride if self.frontend == "multiscale" else 1)
+
     @property
     def n_patches(self) -> int:
-        """Patches per window, P = window / patch."""
-        return self.window // self.patch
+        """Tokens per window, P = window / token_points."""
+        return self.window // self.token_points
 
     @property
     def objectives(self) -> tuple[str, ...]:
@@ -341,8 +471,10 @@ class PretrainConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (saved in checkpoints)."""
-        return dataclasses.asdict(self)
+        """JSON-ready dict (saved in checkpoints; tuples become lists)."""
+        data = dataclasses.asdict(self)
+        data["conv_kernels"] = list(self.conv_kernels)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "PretrainConfig":

@@ -120,7 +120,7 @@ def check_store(store: S2Store, cfg: PretrainConfig) -> None:
     if store.config.length < cfg.window:
         raise ValueError(
             f"window={cfg.window} exceeds the store's series length {store.config.length}; "
-            f"use a window <= {store.config.length} (a multiple of patch={cfg.patch})"
+            f"use a window <= {store.config.length} (a multiple of {cfg.token_points} points)"
         )
 
 

@@ -7,7 +7,8 @@ to ``window`` points, as in training's resampled spans; ``"none"``: the last
 ``window`` points, left-padded with the first value to whole patches),
 instance normalisation (the level and scale it removes go to the backbone
 beside the normalised series), and the backbone's instance embedding (for the ``s2``
-backbone, [CLS] concatenated with the mean of the patch states: 2 * d_model values).
+backbone, [CLS] concatenated with the mean of the patch states: 2 * d_model values;
+for ``gpt2``, the mean of the token states) or its token states (``forward_tokens``).
 """
 
 import numpy as np
@@ -59,10 +60,11 @@ class SeriesEncoder(nn.Module):
         return self.backbone.pool(self._hidden(x, resize))
 
     def forward_tokens(self, x: torch.Tensor, resize: str = "linear") -> torch.Tensor:
-        """Token states of series x (B, L) -> (B, N, backbone.dim), N = ``backbone.n_tokens``.
+        """Differentiable token states of series x (B, L) -> (B, N, backbone.dim).
 
-        A token is ``patch`` points of the resized series (one point for a per-step
-        backbone).
+        N = ``backbone.n_tokens``: a token is ``token_points`` points of the
+        resized series (one point for a per-step backbone); task heads
+        (forecasting, reconstruction) read them. ``resize`` as in ``forward_features``.
         """
         return self.backbone.token_states(self._hidden(x, resize))
 
@@ -130,12 +132,28 @@ class SeriesEncoder(nn.Module):
         return out
 
 
-def load_encoder(checkpoint_path, device: str | torch.device = "cpu") -> SeriesEncoder:
-    """The online series backbone of a checkpoint (``last.pt`` / ``best.pt``), in eval mode."""
+def load_encoder(
+    checkpoint_path, device: str | torch.device = "cpu", backbone_weights: str | None = None
+) -> SeriesEncoder:
+    """The online series backbone of a checkpoint (``last.pt`` / ``best.pt``), in eval mode.
+
+    ``backbone_weights``: for a ``gpt2`` backbone, the GPT-2 folder its frozen
+    base is rebuilt from (default: the folder recorded at training); the
+    base's hash must match the checkpoint's.
+    """
     state = checkpoint.load(checkpoint_path, device)
-    encoder = SeriesEncoder(checkpoint.config_of(state))
+    cfg = checkpoint.config_of(state)
+    if backbone_weights is not None:
+        cfg = cfg.replace(backbone_weights=str(backbone_weights))
     prefix = "series."
     weights = {k[len(prefix) :]: v for k, v in state["model"].items() if k.startswith(prefix)}
+    try:
+        encoder = SeriesEncoder(cfg)
+    except ValueError as exc:
+        base = weights.get("_extra_state", {}).get("base")  # gpt2: the record of its base
+        raise ValueError(
+            f"{checkpoint_path}: {exc}" + (f" (its base: {base})" if base else "")
+        ) from exc
     try:
         encoder.backbone.load_state_dict(weights)
     except RuntimeError as exc:
@@ -149,9 +167,10 @@ def load_encoder(checkpoint_path, device: str | torch.device = "cpu") -> SeriesE
 def random_encoder(preset: str = "small", seed: int = 0, **overrides) -> SeriesEncoder:
     """An untrained ``SeriesEncoder`` of a preset's architecture (a baseline), in eval mode.
 
-    Initialised from ``seed`` without touching the global torch RNG.
+    Initialised from ``seed`` (also the config's seed, which draws a random
+    ``gpt2`` base) without touching the global torch RNG.
     """
-    cfg = PretrainConfig.preset(preset, **overrides)
+    cfg = PretrainConfig.preset(preset, **{**overrides, "seed": seed})
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         encoder = SeriesEncoder(cfg)

@@ -5,26 +5,103 @@ hands the command one ``architecture`` argument: the ``PretrainConfig``
 fields the user set (unset flags left out). ``pretrain`` puts them into its
 config; ``finetune`` and ``evaluate`` build their ``--random-init`` encoder
 with them; a checkpoint carries its own architecture, and
-``check_architecture`` refuses a flag that contradicts it. A backbone that
-needs flags of its own adds them to ``OPTIONS`` here, once. Torch-free.
+``check_architecture`` refuses a flag that contradicts it. ``--backbone-weights``
+is the exception: with a checkpoint it names the local folder a ``gpt2`` base is
+rebuilt from (``backbone_weights``). A backbone that needs flags of its own adds
+them to ``OPTIONS`` here, once. Torch-free.
 """
 
 import functools
 
 import click
 
-from s2gen.pretrain.config import BACKBONE_NAMES, PretrainConfig
+from s2gen.pretrain.config import (
+    BACKBONE_NAMES,
+    FRONTEND_NAMES,
+    LLM_POOLS,
+    LORA_TARGETS,
+    RANDOM_BASE_NOTE,
+    PretrainConfig,
+)
 
 OPTIONS = (
     click.option(
         "--backbone",
         type=click.Choice(BACKBONE_NAMES),
         default=None,
-        help="Series encoder: s2 (patch transformer with [CLS]) or dilated-cnn (TS2Vec's "
-        "encoder) [pretrain: the objective's; else a checkpoint's, or s2].",
+        help="Series encoder: s2 (patch transformer with [CLS]), dilated-cnn (TS2Vec's "
+        "encoder) or gpt2 (a frozen GPT-2 with LoRA adapters) [pretrain: the objective's; "
+        "else a checkpoint's, or s2].",
+    ),
+    click.option(
+        "--frontend",
+        type=click.Choice(FRONTEND_NAMES),
+        default=None,
+        help="How a series becomes tokens (s2, gpt2): linear patches, or multi-scale strided "
+        "convolutions then latent patching (SeisMoLLM) [patch].",
+    ),
+    click.option(
+        "--llm-layers",
+        type=click.IntRange(1, 128),
+        default=None,
+        help="gpt2: use the first K blocks of the language model [6].",
+    ),
+    click.option(
+        "--llm-pool",
+        type=click.Choice(LLM_POOLS),
+        default=None,
+        help="gpt2: series embedding = mean of the last layer's tokens, or the last token [mean].",
+    ),
+    click.option(
+        "--lora-rank", type=click.IntRange(min=1), default=None, help="gpt2: LoRA rank r [8]."
+    ),
+    click.option(
+        "--lora-alpha",
+        type=click.FloatRange(min=0, min_open=True),
+        default=None,
+        help="gpt2: LoRA alpha (the update is scaled by alpha / r) [16].",
+    ),
+    click.option(
+        "--lora-dropout",
+        type=click.FloatRange(0, 0.9),
+        default=None,
+        help="gpt2: LoRA dropout [0.05].",
+    ),
+    click.option(
+        "--lora-targets",
+        default=None,
+        help=f"gpt2: comma-separated projections to adapt, of {', '.join(LORA_TARGETS)} [c_attn].",
+    ),
+    click.option(
+        "--train-norms", is_flag=True, default=None, help="gpt2: also train the layer norms."
+    ),
+    click.option(
+        "--train-pos", is_flag=True, default=None, help="gpt2: also train the position embeddings."
+    ),
+    click.option(
+        "--backbone-weights",
+        type=click.Path(exists=True, file_okay=False),
+        default=None,
+        help="gpt2: a local Hugging Face GPT-2 folder (config.json + weights), never "
+        "downloaded; with a checkpoint, the folder its base is rebuilt from (its hash must "
+        "match) [default: random base weights, or the folder recorded in the checkpoint].",
     ),
 )
-NAMES = ("backbone",)  # the PretrainConfig field of each option, in OPTIONS order
+# the PretrainConfig field of each option, in OPTIONS order
+NAMES = (
+    "backbone",
+    "frontend",
+    "llm_layers",
+    "llm_pool",
+    "lora_rank",
+    "lora_alpha",
+    "lora_dropout",
+    "lora_targets",
+    "train_norms",
+    "train_pos",
+    "backbone_weights",
+)
+NOT_SHAPE = ("backbone_weights",)  # where a checkpoint's base comes from, not its shape
 
 
 def architecture_options(command):
@@ -46,10 +123,16 @@ def check_architecture(cfg: PretrainConfig, architecture: dict, checkpoint: str)
     wrong = [
         f"--{name.replace('_', '-')} {value} (it has {getattr(cfg, name)})"
         for name, value in architecture.items()
-        if getattr(cfg, name) != value
+        if name not in NOT_SHAPE and getattr(cfg, name) != value
     ]
     if wrong:
         raise click.BadParameter(
             f"{checkpoint} was pretrained with another architecture: {'; '.join(wrong)}; "
             "drop the flag (a checkpoint carries its own architecture)"
         )
+
+
+def note_random_base(architecture: dict) -> None:
+    """Say once (stderr) that a gpt2 encoder without --backbone-weights has a random base."""
+    if architecture.get("backbone") == "gpt2" and not architecture.get("backbone_weights"):
+        click.echo(RANDOM_BASE_NOTE, err=True)

@@ -45,8 +45,9 @@ from s2gen.pretrain.stream import held_out_set, make_loader
 log = logging.getLogger(__name__)
 
 METRICS = "metrics.jsonl"
-# settings that may change on --resume without breaking the run's identity
-RESUMABLE_CHANGES = ("steps", "val_every", "ckpt_every", "log_every")
+# settings that may change on --resume without breaking the run's identity (a gpt2 base
+# folder may move: its hash is checked when the weights are loaded)
+RESUMABLE_CHANGES = ("steps", "val_every", "ckpt_every", "log_every", "backbone_weights")
 CONFIG = "config.json"
 BatchHook = Callable[[dict, int, Pretrainer], dict]
 
@@ -197,10 +198,11 @@ def _check_resume(
         )
     if cfg.max_tokens == 0:  # sized from the store at the start of the run
         cfg = cfg.replace(max_tokens=saved.max_tokens)
+    current = cfg.to_dict()
     changed = [
-        f"{k}: {v!r} -> {getattr(cfg, k)!r}"
+        f"{k}: {v!r} -> {current[k]!r}"
         for k, v in saved.to_dict().items()
-        if getattr(cfg, k) != v and k not in RESUMABLE_CHANGES
+        if current[k] != v and k not in RESUMABLE_CHANGES
     ]
     if changed:
         raise ValueError(

@@ -1,7 +1,8 @@
 """The ``s2`` backbone: a patch transformer with a [CLS] token (SymTime's series tower, pre-norm).
 
-Non-overlapping patches of ``patch`` points are embedded linearly, masked
-patches are replaced by a learned mask token, [CLS] is prepended (plus a
+The front end (``frontends``: linear patches, or the multi-scale convolutional
+embedder) turns the series into tokens, masked tokens are replaced by a
+learned mask token, [CLS] is prepended (plus a
 linear map of the window's level and scale, with ``scale_token``), learned
 positions are added and pre-norm blocks follow. Its instance embedding is
 [CLS] concatenated with the mean of the patch states, 2 * d_model values:
@@ -12,29 +13,18 @@ the patch mean what masked modelling puts into the patches.
 import torch
 from torch import nn
 
+from s2gen.pretrain.backbones.frontends import build_frontend, embed_tokens
 from s2gen.pretrain.config import PretrainConfig
 from s2gen.pretrain.layers import Block
 
 
-class PatchEmbedding(nn.Module):
-    """Front end: series (B, L) -> patch embeddings (B, L / patch, d); L a multiple of patch."""
-
-    def __init__(self, patch: int, d: int) -> None:
-        super().__init__()
-        self.patch = patch
-        self.proj = nn.Linear(patch, d)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(x.unflatten(-1, (-1, self.patch)))  # (B, P, d)
-
-
 class PatchTransformer(nn.Module):
-    """Series (B, L) -> [CLS] + patch states (B, 1 + L / patch, d).
+    """Series (B, L) -> [CLS] + token states (B, 1 + L / token_points, d).
 
     Parameters
     ----------
-    patch : points per patch (``token_points``).
-    max_patches : most patches a sequence may have (positions are learned).
+    frontend : series (B, L) -> tokens (B, L / frontend.token_points, d).
+    max_patches : most tokens a sequence may have (positions are learned).
     d, heads, d_ff, layers, dropout : the transformer.
     """
 
@@ -42,7 +32,7 @@ class PatchTransformer(nn.Module):
 
     def __init__(
         self,
-        patch: int,
+        frontend: nn.Module,
         max_patches: int,
         d: int,
         heads: int,
@@ -52,9 +42,9 @@ class PatchTransformer(nn.Module):
         scale_token: bool = True,
     ) -> None:
         super().__init__()
-        self.token_points, self.dim, self.max_tokens = patch, d, max_patches
+        self.token_points, self.dim, self.max_tokens = frontend.token_points, d, max_patches
         self.embed_dim = 2 * d
-        self.frontend = PatchEmbedding(patch, d)
+        self.frontend = frontend
         self.cls = nn.Parameter(torch.randn(1, 1, d) * 0.02)
         self.stats_proj = nn.Linear(2, d) if scale_token else None
         self.mask_token = nn.Parameter(torch.randn(1, 1, d) * 0.02)
@@ -64,21 +54,19 @@ class PatchTransformer(nn.Module):
         self.norm = nn.LayerNorm(d)
 
     def n_tokens(self, length: int) -> int:
-        """Patches of a series of ``length`` points (a multiple of the patch)."""
+        """Tokens of a series of ``length`` points (a multiple of ``token_points``)."""
         return length // self.token_points
 
     def forward(
         self, x: torch.Tensor, mask: torch.Tensor | None = None, stats: torch.Tensor | None = None
     ) -> torch.Tensor:
         """x (B, L) float, mask (B, P) bool (True = masked), stats (B, 2) -> (B, P + 1, d)."""
-        h = self.frontend(x)  # (B, P, d)
+        h = embed_tokens(self.frontend, x, mask, self.mask_token)  # (B, P, d)
         if h.shape[1] > self.max_tokens:
             raise ValueError(
                 f"{h.shape[1]} patches exceed the encoder's {self.max_tokens}; "
                 "resize the series to the window"
             )
-        if mask is not None:
-            h = torch.where(mask.unsqueeze(-1), self.mask_token.to(h.dtype), h)
         cls = self.cls.expand(h.shape[0], -1, -1).to(h.dtype)  # (B, 1, d)
         if self.stats_proj is not None and stats is not None:
             cls = cls + self.stats_proj(stats).unsqueeze(1).to(h.dtype)
@@ -100,7 +88,7 @@ class PatchTransformer(nn.Module):
 def build_patch_transformer(cfg: PretrainConfig) -> PatchTransformer:
     """The ``s2`` backbone of a config (its positions cover ``cfg.window``)."""
     return PatchTransformer(
-        cfg.patch,
+        build_frontend(cfg, cfg.d_model),
         cfg.n_patches,
         cfg.d_model,
         cfg.n_heads,

@@ -25,6 +25,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from s2gen.pretrain.backbones import instance_state
 from s2gen.pretrain.config import PretrainConfig
 from s2gen.pretrain.layers import Block
 from s2gen.pretrain.losses import (
@@ -92,9 +93,14 @@ class MLMHead(nn.Module):
 
 @torch.no_grad()
 def momentum_update(online: nn.Module, momentum: nn.Module, m: float) -> None:
-    """theta_m <- m * theta_m + (1 - m) * theta over parameters (m = 0 copies, m = 1 keeps)."""
-    target = list(momentum.parameters())
-    source = list(online.parameters())
+    """theta_m <- m * theta_m + (1 - m) * theta over parameters (m = 0 copies, m = 1 keeps).
+
+    Parameters the online model does not train (a frozen base, which a copy may
+    share) are left alone: their average is themselves.
+    """
+    pairs = zip(momentum.parameters(), online.parameters(), strict=True)
+    pairs = [(t, s) for t, s in pairs if s.requires_grad]
+    target, source = [t for t, _ in pairs], [s for _, s in pairs]
     torch._foreach_mul_(target, m)
     torch._foreach_add_(target, source, alpha=1.0 - m)
 
@@ -226,9 +232,13 @@ class S2Objective(Objective):
             self.log_temp.clamp_(math.log(self.cfg.temp_min), math.log(self.cfg.temp_max))
 
     def series_feature(self, hidden: torch.Tensor, momentum: bool = False) -> torch.Tensor:
-        """L2-normalised float32 projection of the [CLS] state: (B, L, d) -> (B, embed_dim)."""
+        """L2-normalised float32 projection of the instance state: (B, L, d) -> (B, embed_dim).
+
+        The instance state is [CLS], or the token mean of a backbone without one
+        (``backbones.instance_state``; the momentum copy has the online layout).
+        """
         proj = self.series_proj_m if momentum else self.series_proj
-        return F.normalize(proj(hidden[:, 0]).float(), dim=-1)
+        return F.normalize(proj(instance_state(self.series_m, hidden)).float(), dim=-1)
 
     def symbol_feature(self, hidden: torch.Tensor, momentum: bool = False) -> torch.Tensor:
         """L2-normalised float32 projection of the [CLS] state: (B, T, sd) -> (B, embed_dim)."""

@@ -1,10 +1,11 @@
 """The ``timedrl`` objective: instance-level and timestamp-level terms without augmentation.
 
 TimeDRL (Chang et al., ICDE 2024): the same normalised window passes through
-the encoder twice, the two passes differing only by dropout, giving [CLS]
-states z1, z2 and patch states h1, h2. The instance-contrastive task is
-SimSiam's symmetric negative cosine with a predictor p (a two-layer MLP:
-linear d -> d/2, batch norm, ReLU, dropout, linear d/2 -> d) and a
+the encoder twice, the two passes differing only by dropout, giving instance
+states z1, z2 ([CLS], or the token mean for a backbone without [CLS]:
+``backbones.instance_state``) and patch states h1, h2. The instance-contrastive
+task is SimSiam's symmetric negative cosine with a predictor p (a two-layer
+MLP: linear d -> d/2, batch norm, ReLU, dropout, linear d/2 -> d) and a
 stop-gradient sg on the other pass,
 
     inst = -1/2 [ cos(p(z1), sg(z2)) + cos(p(z2), sg(z1)) ],
@@ -25,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from s2gen.pretrain.backbones import instance_state
 from s2gen.pretrain.config import PretrainConfig
 from s2gen.pretrain.objectives.base import Objective, Step
 
@@ -85,7 +87,7 @@ class TimeDRLObjective(Objective):
         h1, h2 = step.clean(views[0]), step.clean(views[1])
         out = {}
         if self.cfg.w_inst > 0:
-            z1, z2 = h1[:, 0], h2[:, 0]  # [CLS]
+            z1, z2 = instance_state(backbone, h1), instance_state(backbone, h2)
             out["inst"] = instance_contrast(self.predictor(z1), self.predictor(z2), z1, z2)
         if self.cfg.w_rec > 0:
             target = step.normalised.unflatten(-1, (-1, backbone.token_points))  # (B, P, patch)
