@@ -170,10 +170,15 @@ def hook_stats(path: Path) -> dict:
 
 
 def run_oats_cell(work: Path, spec: dict, threads: int) -> dict:
-    """Pretrain and probe one (arm, seed) cell; its record (``bench_transfer`` fields + ours)."""
+    """Pretrain and probe one (arm, seed) cell; its record (``bench_transfer`` fields + ours).
+
+    The store and the generator are made first, so that a run's wall time is its own.
+    """
+    store = ensure_store(work, STORE)
+    if spec["oats"] is not None and "generator" in spec["oats"]:
+        ensure_generator(work, store, spec["oats"]["generator"])
     record = run_cell(work, spec, threads, hook_factory(work, spec), tasks=("classification",))
     seed = spec["seeds"][0]
-    store = str(work / "stores" / STORE)
     batch = 64
     record.update(
         arm=spec["name"].split(":")[-2],
@@ -462,7 +467,6 @@ def main() -> None:
             print(f"skip {spec['name']} (recorded)", flush=True)
             continue
         print(f"run {spec['name']}", flush=True)
-        ensure_store(work, STORE)
         record = run_oats_cell(work, spec, args.threads)
         records_path.parent.mkdir(parents=True, exist_ok=True)
         with records_path.open("a") as f:
