@@ -50,6 +50,8 @@ STORES = {
     "ref-1e5": ["--n", "100000", "--sampler-preset", "reference", "--length", "512"],
     "ref-1e6": ["--n", "1000000", "--sampler-preset", "reference", "--length", "512"],
     "paper-1e5": ["--n", "100000", "--length", "512"],
+    # the OATS benchmark's data-scarce store (bench_oats.py): series as long as the ci window
+    "ref-4e3-128": ["--n", "4000", "--sampler-preset", "reference", "--length", "128"],
     **{
         f"{family}-1e5": ["--n", "100000", "--samplers", f"{family}=1", "--length", "512"]
         for family in ("mixture", "arma", "kernel_synth", "trend_season", "imf")
@@ -126,7 +128,8 @@ GRIDS = {
 
 def settings_hash(spec: dict) -> str:
     """Short hash of what a cell computes: a changed cell is a new cell, a renamed one is not."""
-    keys = ("store", "steps", "seeds", "settings") + (("preset",) if "preset" in spec else ())
+    keys = ("store", "steps", "seeds", "settings")
+    keys += tuple(k for k in ("preset", "oats") if k in spec)  # absent in older cells
     text = json.dumps({k: spec[k] for k in keys}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -146,13 +149,18 @@ def read_records(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def ensure_store(work: Path, name: str) -> str:
-    """Generate the named store once (a rerun of `generate` resumes or finds it complete)."""
+def ensure_store(work: Path, name: str, options: list[str] | None = None) -> str:
+    """Generate the named store once (a rerun of `generate` resumes or finds it complete).
+
+    ``options`` are its `s2gen generate` options (default ``STORES[name]``; they start
+    with ``--n N``).
+    """
+    options = STORES[name] if options is None else options
     path = work / "stores" / name
-    n = int(float(STORES[name][1]))
+    n = int(float(options[1]))
     layout = SMALL_STORE_LAYOUT if n < 100_000 else []
     command = [sys.executable, "-m", "s2gen", "generate", "--out", str(path), "--quiet"]
-    subprocess.run(command + STORES[name] + layout, check=True, cwd=ROOT)
+    subprocess.run(command + options + layout, check=True, cwd=ROOT)
     return str(path)
 
 
@@ -190,14 +198,24 @@ def resolve_data(work: Path, store) -> list[str]:
     return paths
 
 
-def pretrain(work: Path, spec: dict, data: list[str], seed: int, threads: int) -> Path:
-    """Train one cell's encoder (resuming a killed run); return its run directory."""
+def run_dir(work: Path, spec: dict, seed: int) -> Path:
+    """Where one seed of a cell trains."""
+    return work / "runs" / f"{settings_hash(spec)}-seed{seed}"
+
+
+def pretrain(
+    work: Path, spec: dict, data: list[str], seed: int, threads: int, make_hook=None
+) -> Path:
+    """Train one cell's encoder (resuming a killed run); return its run directory.
+
+    ``make_hook(cfg, data)`` gives the run's ``batch_hook`` (None: no hook).
+    """
     import torch
 
     from s2gen.pretrain import PretrainConfig, run
 
     torch.set_num_threads(threads)
-    out = work / "runs" / f"{settings_hash(spec)}-seed{seed}"
+    out = run_dir(work, spec, seed)
     cfg = PretrainConfig.preset(
         spec.get("preset", "small"),
         steps=spec["steps"],
@@ -207,7 +225,16 @@ def pretrain(work: Path, spec: dict, data: list[str], seed: int, threads: int) -
         num_workers=1,
         **spec["settings"],
     )
-    run(cfg, generated(data, cfg), str(out), resume=True, device="cpu", progress=False)
+    hook = None if make_hook is None else make_hook(cfg, data)
+    run(
+        cfg,
+        generated(data, cfg),
+        str(out),
+        resume=True,
+        device="cpu",
+        progress=False,
+        batch_hook=hook,
+    )
     return out
 
 
@@ -223,12 +250,17 @@ def generated(data: list[str], cfg) -> list:
     ]
 
 
-def suite_configs(seeds, baselines: bool):
+TASKS = ("classification", "forecasting")
+
+
+def suite_configs(seeds, baselines: bool, tasks=TASKS):
     """(task, metric, SuiteConfig) of the visible classification sets and forecasting series."""
     from s2gen.evaluate.protocols import ForecastConfig
     from s2gen.evaluate.suite import SuiteConfig
 
     for task, datasets in (("classification", CLASSIFICATION), ("forecasting", FORECASTING)):
+        if task not in tasks:
+            continue
         forecast = ForecastConfig(HORIZON) if task == "forecasting" else None
         cfg = SuiteConfig(task, datasets, tuple(seeds), baselines=baselines, forecast=forecast)
         yield task, ("accuracy" if task == "classification" else "mse"), cfg
@@ -245,20 +277,23 @@ def classical_baselines() -> dict:
     }
 
 
-def probe(make_embed, seeded: bool, seeds) -> dict:
+def probe(make_embed, seeded: bool, seeds, tasks=TASKS) -> dict:
     """Frozen-probe metrics of one encoder on the visible sets (means over ``seeds`` if seeded)."""
     from s2gen.evaluate.suite import ModelSpec, run_suite
 
     out = {}
     model = ModelSpec("encoder", make_embed, seeded=seeded)
-    for _, metric, cfg in suite_configs(seeds, baselines=False):
+    for _, metric, cfg in suite_configs(seeds, baselines=False, tasks=tasks):
         for record in run_suite([model], cfg):
             out.setdefault(record["dataset"], []).append(record["metrics"][metric])
     return {name: sum(v) / len(v) for name, v in out.items()}
 
 
-def run_cell(work: Path, spec: dict, threads: int) -> dict:
-    """Pretrain (per seed) and probe one cell; its record."""
+def run_cell(work: Path, spec: dict, threads: int, make_hook=None, tasks=TASKS) -> dict:
+    """Pretrain (per seed) and probe one cell on ``tasks``; its record.
+
+    ``make_hook(cfg, data)``: the pretraining runs' ``batch_hook`` (``pretrain``).
+    """
     import numpy as np
 
     from s2gen.pretrain import load_encoder, random_encoder
@@ -290,16 +325,18 @@ def run_cell(work: Path, spec: dict, threads: int) -> dict:
             def embed(s):
                 return random_encoder(preset, seed=s, **shape).embed
 
-            results.append(probe(embed, True, [seed]))
+            results.append(probe(embed, True, [seed], tasks))
             continue
         data = resolve_data(work, spec["store"])
         t0 = time.time()
-        out = pretrain(work, spec, data, seed, threads)
+        out = pretrain(work, spec, data, seed, threads, make_hook)
         final = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
         val = [m for m in final if "val_loss" in m]
         finals.append({**(val[-1] if val else {}), "train_wall_s": time.time() - t0})
         encoder = load_encoder(out / "last.pt")
-        results.append(probe(lambda s, e=encoder: e.embed, False, [0]))
+        t0 = time.time()
+        results.append(probe(lambda s, e=encoder: e.embed, False, [0], tasks))
+        finals[-1]["probe_wall_s"] = time.time() - t0
     names = results[0].keys()
     metrics = {k: float(np.mean([r[k] for r in results])) for k in names}
     spread = {k: float(np.std([r[k] for r in results])) for k in names} if len(results) > 1 else {}

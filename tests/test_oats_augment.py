@@ -54,7 +54,7 @@ class Recorder:
         self.guides: list[np.ndarray] = []
 
     def sample(self, guides, **kwargs):
-        self.guides.append(np.asarray(guides))
+        self.guides.append(None if guides is None else np.asarray(guides))
         return self.generator.sample(guides, **kwargs)
 
 
@@ -238,3 +238,45 @@ def test_random_selection_scores_nothing_and_still_fills_the_batch(generator):
     assert hook.cache.steps == 0 and hook.cache.scored == 0
     assert out["metrics"]["oats_generated_share"] == 0.5 and out["series"].shape == (16, L)
     assert len(set(out["row"][:8].tolist())) == 8 and (out["row"][8:] == -1).all()
+
+
+def test_augment_synthesis_needs_no_generator_and_augments_the_kept_rows():
+    from s2gen.pretrain.augmentation import augment_batch
+
+    rng = np.random.default_rng(11)
+    hook = make_hook(None, clean_windows(8, rng), selection="random", synthesis="augment", seed=2)
+    batch = make_batch(clean_windows(16, rng), np.arange(16))
+    out = hook(batch, 5, ToyMasked())
+    assert out["series"].shape == (16, L) and (out["row"][8:] == -1).all()
+    kept = out["series"][:8].double().numpy()  # the random half, in batch order
+    guides = batch["series"][torch.as_tensor(np.argsort(-hook_order(2, 16))[:8])]
+    expected = augment_batch(guides.double().numpy(), np.random.default_rng(2 * 1_000_003 + 5))
+    np.testing.assert_allclose(out["series"][8:].double().numpy(), expected, rtol=1e-6)
+    assert not out["has_symbol"][8:].any() and set(map(tuple, kept)) <= set(
+        map(tuple, batch["series"].double().numpy())
+    )
+    with pytest.raises(ValueError, match="needs a generator"):
+        make_hook(None, clean_windows(8, rng), synthesis="guided")
+    with pytest.raises(ValueError, match="synthesis"):
+        OatsConfig(synthesis="copy")
+
+
+def hook_order(seed: int, b: int) -> np.ndarray:
+    """The random-selection scores of the first call of a hook of ``seed`` (larger is kept)."""
+    return np.random.default_rng(seed + 1).permutation(b).astype(np.float64)
+
+
+def test_unguided_synthesis_samples_without_a_prompt_in_the_kept_rows_scales(generator):
+    from s2gen.oats.generator import unzscore, zscore
+
+    rng = np.random.default_rng(12)
+    recorder = Recorder(generator)
+    hook = make_hook(recorder, clean_windows(8, rng), selection="random", synthesis="unguided")
+    batch = make_batch(5.0 + 3.0 * clean_windows(16, rng), np.arange(16))
+    out = hook(batch, 4, ToyMasked())
+    assert recorder.guides == [None]  # no prompt reaches the generator
+    guides = batch["series"][torch.as_tensor(np.argsort(-hook_order(0, 16))[:8])]
+    _, loc, scale = zscore(guides.double().numpy())
+    drawn = generator.sample(None, n=8, seed=4, ddim_steps=3, guidance_scale=1.0)
+    expected = unzscore(drawn, loc, scale)
+    np.testing.assert_allclose(out["series"][8:].double().numpy(), expected, rtol=1e-5, atol=1e-5)

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from s2gen import store as s2store
 from s2gen.cli import main
+from s2gen.evaluate.datasets import classification_file
 from s2gen.oats.config import GeneratorConfig
 from s2gen.oats.data import store_subset
 from s2gen.oats.generator import train_generator
@@ -50,6 +51,19 @@ def test_default_reference_set_is_the_reference_split_disjoint_from_validation(s
     from_file = reference_batch(cfg, str(store), str(tmp / "ref.csv"), 128)
     assert from_file["series"].shape == (8, cfg.window)
     assert torch.isfinite(from_file["series"]).all() and not from_file["has_symbol"].any()
+
+
+def test_the_generator_never_trains_on_held_out_rows(setup):
+    from s2gen.pretrain.data import split_of
+
+    _, store, _, _ = setup
+    handle = s2store.open(str(store))
+    seeds = handle.read(0, len(handle), ("seed",))["seed"]
+    for val, ref in ((10, 10), (50, 10)):
+        split = split_of(seeds, val, ref)
+        series, rows = store_subset(handle, 1.0, seed=0, val_permille=val, reference_permille=ref)
+        assert len(rows) == (split == 0).sum() and (split[rows] == 0).all()
+        assert len(series) == len(rows)  # one output channel per row here
 
 
 def test_oats_pretraining_runs_and_stays_within_ten_percent_of_the_baseline(setup):
@@ -253,6 +267,12 @@ def test_pretrain_cli_takes_the_oats_options(setup, tmp_path):
     assert all(m["oats_generated_share"] > 0 for m in late)
     refused = CliRunner().invoke(main, [*add, "--oats-weight", "0"])
     assert refused.exit_code == 2 and "--oats-weight" in refused.output
+    real = [*args, "--out", str(tmp_path / "real"), "--oats-ref", "GunPoint"]
+    result = CliRunner().invoke(main, [*real, "--oats-ref", "ItalyPowerDemand"])
+    assert result.exit_code == 0, result.output
+    test_split = classification_file("GunPoint", "TEST")
+    refused = CliRunner().invoke(main, [*real, "--oats-ref", str(test_split)])
+    assert refused.exit_code == 1 and "test split" in refused.output
     plain = ["pretrain", "--data", str(store), "--out", str(tmp_path / "x")]
     refused = CliRunner().invoke(main, [*plain, "--oats-ref", "r.npy"])
     assert refused.exit_code == 2 and "--oats-ref needs --oats" in refused.output

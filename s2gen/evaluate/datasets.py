@@ -242,6 +242,25 @@ def load_classification(name_or_path: str | Path) -> ClassificationData:
     raise _missing_package_error("classification", key, [p for p, _ in CLASSIFICATION[key]])
 
 
+def classification_file(name: str, split: str) -> Path:
+    """The shipped ``split`` ("TRAIN" or "TEST") file of the classification set ``name``.
+
+    Only the path is resolved: no file is opened (pretraining and OATS read
+    TRAIN files alone). Raises ValueError for an unknown name and ImportError
+    when no package shipping it is installed.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split={split!r} is unknown; choose one of {', '.join(SPLITS)}")
+    key = _lookup(str(name), CLASSIFICATION)
+    if key is None:
+        raise _unknown_name_error("classification", str(name), CLASSIFICATION, "a .ts file")
+    for package, template in CLASSIFICATION[key]:
+        root = package_dir(package)
+        if root is not None and (root / template.format(split=split)).is_file():
+            return root / template.format(split=split)
+    raise _missing_package_error("classification", key, [p for p, _ in CLASSIFICATION[key]])
+
+
 def load_forecasting(
     name_or_path: str | Path, column: str | int | None = None, period: int | None = None
 ) -> ForecastSeries:

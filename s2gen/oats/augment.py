@@ -8,7 +8,9 @@
    TSIS = learning rate of this step x alignment;
 2. the SNR gate (``snr``) sets TSIS = -inf for the noisiest windows;
 3. the top ``keep`` share by TSIS is kept; each kept window that passed the
-   gate guides exactly one generated series;
+   gate guides exactly one generated series (``synthesis``: guided by it,
+   OATS; or, as ablations, unguided in its scale, or jitter + mixup of the
+   kept windows);
 4. ``mix`` "replace" (OATS): the generated rows take the places of the
    lowest-ranked real rows (batch size unchanged; with fewer guides, more real
    rows stay); "add": the whole real batch stays and the generated rows are
@@ -36,6 +38,7 @@ from torch import nn
 
 from s2gen.oats.cache import ScoreCache
 from s2gen.oats.config import OatsConfig
+from s2gen.oats.generator import unzscore, zscore
 from s2gen.oats.influence import (
     SampleLoss,
     alignment,
@@ -44,6 +47,7 @@ from s2gen.oats.influence import (
     scored_parameters,
 )
 from s2gen.oats.snr import snr_db, snr_gate
+from s2gen.pretrain.augmentation import augment_batch
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +100,10 @@ class OatsHook:
     Parameters
     ----------
     cfg : scoring, cache, gate, selection and mixing settings.
-    generator : has ``sample(guides (n, L) np.ndarray, seed=int, guidance_scale=,
-        ddim_steps=) -> (n, L)`` (an ``s2gen.oats.generator.Generator``; it is
-        moved to the batch's device on first use).
+    generator : has ``sample(guides (n, L) np.ndarray or None, n=, seed=int,
+        guidance_scale=, ddim_steps=) -> (n, L)`` (an
+        ``s2gen.oats.generator.Generator``; it is moved to the batch's device
+        on first use); None with ``cfg.synthesis`` "augment".
     reference : the reference set, ``series`` (R, L) and ``mask`` (R, P)
         tensors, plus whatever per-row fields ``extras`` reads.
     sample_loss : per-sample loss (``s2gen.oats.influence``), taking a sample
@@ -126,6 +131,8 @@ class OatsHook:
     ) -> None:
         if len(reference["series"]) == 0:
             raise ValueError("the reference set is empty; give --oats-ref or a larger store")
+        if generator is None and cfg.synthesis != "augment":
+            raise ValueError(f"synthesis {cfg.synthesis!r} needs a generator (--oats GEN.pt)")
         self.cfg = cfg
         self.generator = generator
         self.reference = reference
@@ -243,16 +250,23 @@ class OatsHook:
         return out
 
     def _generate(self, series: torch.Tensor, guides: np.ndarray, step: int) -> torch.Tensor:
-        """One generated series per guide: (n, L) on the batch's device and dtype."""
-        if getattr(self.generator, "device", series.device) != series.device:
-            self.generator.to(series.device)  # generate where the model trains
-        prompts = series[torch.as_tensor(guides, device=series.device)]
-        new = self.generator.sample(
-            prompts.detach().cpu().double().numpy(),  # (n, L)
-            guidance_scale=self.cfg.guidance_scale,
-            ddim_steps=self.cfg.ddim_steps,
-            seed=self.cfg.seed * 1_000_003 + step,
-        )
+        """One new series per guide (n, L) on the batch's device and dtype, by ``cfg.synthesis``."""
+        index = torch.as_tensor(guides, device=series.device)
+        prompts = series[index].detach().cpu().double().numpy()  # (n, L)
+        seed = self.cfg.seed * 1_000_003 + step
+        if self.cfg.synthesis == "augment":
+            new = augment_batch(prompts, np.random.default_rng(seed))
+        else:
+            if getattr(self.generator, "device", series.device) != series.device:
+                self.generator.to(series.device)  # generate where the model trains
+            settings = dict(
+                guidance_scale=self.cfg.guidance_scale, ddim_steps=self.cfg.ddim_steps, seed=seed
+            )
+            if self.cfg.synthesis == "guided":
+                new = self.generator.sample(prompts, **settings)
+            else:  # unguided shapes in the kept rows' scales
+                _, loc, scale = zscore(prompts)
+                new = unzscore(self.generator.sample(None, n=len(prompts), **settings), loc, scale)
         return torch.as_tensor(np.asarray(new), dtype=series.dtype, device=series.device)
 
     def _merge(self, batch: dict, real: np.ndarray, guides: np.ndarray, step: int) -> dict:

@@ -36,6 +36,21 @@ def oats() -> None:
     default=None,
     help="Train on random windows of this length (the pretraining --window) [default: L].",
 )
+@click.option(
+    "--val-permille",
+    type=click.IntRange(0, 1000),
+    default=10,
+    show_default=True,
+    help="Rows pretraining validates on (seed % 1000 below it): never trained on here either; "
+    "give the pretraining run's value.",
+)
+@click.option(
+    "--reference-permille",
+    type=click.IntRange(0, 1000),
+    default=10,
+    show_default=True,
+    help="The next per mille of rows (pretraining's reference split), held out likewise.",
+)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 def train_generator_command(
     data: str,
@@ -45,9 +60,14 @@ def train_generator_command(
     batch_size: int,
     field: str,
     window: int | None,
+    val_permille: int,
+    reference_permille: int,
     seed: int,
 ) -> None:
-    """Train the generator on a random subset of a store's series."""
+    """Train the generator on a random subset of a store's training rows.
+
+    The rows pretraining holds out (validation and reference splits) are never drawn.
+    """
     from s2gen.oats.config import GeneratorConfig
     from s2gen.oats.data import crop_windows, store_subset
     from s2gen.oats.generator import train_generator
@@ -59,7 +79,9 @@ def train_generator_command(
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
     try:
-        series, rows = store_subset(open_store(data), subset, seed, field)
+        series, rows = store_subset(
+            open_store(data), subset, seed, field, val_permille, reference_permille
+        )
     except StoreError as exc:  # no store there, or a damaged shard
         raise click.ClickException(str(exc)) from exc
     started = time.perf_counter()

@@ -15,6 +15,7 @@ LOSSES = ("mse", "l1")
 SIMILARITIES = ("dot", "cosine")
 SELECTIONS = ("tsis", "random")
 MIXES = ("replace", "add")
+SYNTHESES = ("guided", "unguided", "augment")
 TERMINAL_ALPHA_BAR = 1e-3  # the last diffusion step must leave less signal than this
 
 
@@ -165,6 +166,12 @@ class OatsConfig(_Dict):
         loss only, with weight ``generated_weight``.
     generated_weight : weight of a generated row in the masked-series loss
         with mix "add" (real rows weigh 1; the ``sample_weight`` batch key).
+    synthesis : how a kept row's new row is made: "guided" (OATS: the
+        generator prompted with the kept row), "unguided" (the generator with
+        its null condition, de-normalised with the kept row's mean and
+        standard deviation, so only the shape is unguided) or "augment"
+        (jitter + mixup of the kept rows, ``s2gen.pretrain.augmentation``; no
+        generator). The last two are ablations of the benchmark.
     similarity : "dot" (TSIS = lr * <g_i, g_ref>) or "cosine".
     selection : "tsis" keeps the top of the batch by TSIS; "random" keeps a
         random share and guides with it (the random-guide ablation: no
@@ -199,6 +206,7 @@ class OatsConfig(_Dict):
     similarity: str = "dot"
     selection: str = "tsis"
     mix: str = "replace"
+    synthesis: str = "guided"
     generated_weight: float = 0.5
     snr_threshold_db: float = -math.inf
     snr_quantile: float = 0.25
@@ -220,6 +228,8 @@ class OatsConfig(_Dict):
             fail("selection", self.selection, f"choose one of {', '.join(SELECTIONS)}")
         if self.mix not in MIXES:
             fail("mix", self.mix, f"choose one of {', '.join(MIXES)}")
+        if self.synthesis not in SYNTHESES:
+            fail("synthesis", self.synthesis, f"choose one of {', '.join(SYNTHESES)}")
         if self.mix == "replace" and self.keep > 0.5:
             fail("keep", self.keep, "with mix 'replace' keep at most 0.5 (or use mix 'add')")
         check_float("generated_weight", self.generated_weight, 0.0, 100.0, open_low=True)

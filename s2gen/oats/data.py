@@ -43,12 +43,21 @@ def store_channels(block: dict[str, np.ndarray], field: str) -> np.ndarray:
 
 
 def store_subset(
-    store, fraction: float, seed: int, field: str = "y"
+    store,
+    fraction: float,
+    seed: int,
+    field: str = "y",
+    val_permille: int = 10,
+    reference_permille: int = 10,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Series of a random ``fraction`` of the rows of an ``S2Store``.
 
     Whole chunks are read (a random set of chunks large enough), then rows are
     drawn from them, so a 5 % subset of a big store reads about 5 % of it.
+    Only training rows are drawn: the validation and reference splits of
+    pretraining (``s2gen.pretrain.data.split_of`` with ``val_permille`` and
+    ``reference_permille``, give the pretraining run's) are held out from the
+    generator too, so generated rows never imitate them.
 
     Returns
     -------
@@ -66,11 +75,28 @@ def store_subset(
         if rows_so_far >= want:
             break
     pool = np.concatenate([np.arange(k * chunk, min(n, (k + 1) * chunk)) for k in sorted(chosen)])
+    pool = pool[_training_rows(store, sorted(chosen), val_permille, reference_permille)]
     rows = np.sort(rng.choice(pool, size=min(want, len(pool)), replace=False))
     series = [
         store_channels(_read_rows(store, rows[rows // chunk == k]), field) for k in sorted(chosen)
     ]
     return np.concatenate(series), rows
+
+
+def _training_rows(store, chunks: list[int], val_permille: int, reference_permille: int):
+    """(k,) bool over the rows of ``chunks`` (in order): which are in the "train" split."""
+    from s2gen.pretrain.data import SPLITS, split_of
+
+    seeds = np.concatenate(
+        [
+            store.read(
+                k * store.chunk_rows, min(len(store), (k + 1) * store.chunk_rows), ("seed",)
+            )["seed"]
+            for k in chunks
+        ]
+    )
+    split = split_of(seeds, val_permille, reference_permille)
+    return split == SPLITS.index("train")
 
 
 def _read_rows(store, rows: np.ndarray) -> dict[str, np.ndarray]:

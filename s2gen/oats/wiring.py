@@ -12,6 +12,7 @@ validation and never trained on.
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,8 +21,8 @@ from torch.func import functional_call
 
 from s2gen.oats.augment import OatsHook
 from s2gen.oats.config import OatsConfig
-from s2gen.oats.data import load_series
 from s2gen.oats.generator import Generator
+from s2gen.oats.reference import reference_series
 from s2gen.oats.snr import MIN_LENGTH
 
 log = logging.getLogger(__name__)
@@ -152,17 +153,18 @@ def fixed_mask_maker(
     return make
 
 
-def reference_batch(cfg, store_path: str, ref: str | None, size: int) -> dict[str, torch.Tensor]:
+def reference_batch(cfg, store_path: str, ref, size: int) -> dict[str, torch.Tensor]:
     """The reference set as rows: ``series`` (R, window), ``tokens``, ``expr_id``, ``has_symbol``.
 
-    ``ref`` None: the training store's reference split (centred windows, with
-    their expressions); otherwise a store, .npy or .csv of series (centred raw
-    windows of ``cfg.window`` points, without symbols). Windows are raw, as in
-    training batches: the model normalises them.
+    ``ref`` None (or empty): the training store's reference split (centred
+    windows, with their expressions); otherwise one ``--oats-ref`` source or a
+    list of them (stores, real series files, shipped classification set names:
+    ``s2gen.oats.reference``), without symbols. Windows are raw, as in training
+    batches: the model normalises them.
     """
     from s2gen.pretrain.stream import held_out_set
 
-    if ref is None:
+    if not ref:
         batch = held_out_set(store_path, cfg, "reference", limit=size)
         if batch is None:
             raise ValueError(
@@ -170,14 +172,8 @@ def reference_batch(cfg, store_path: str, ref: str | None, size: int) -> dict[st
                 "give --oats-ref with real series, or use a larger store"
             )
         return {k: batch[k] for k in ("series", "tokens", "expr_id", "has_symbol")}
-    series = load_series(ref)
-    if series.shape[1] < cfg.window:
-        raise ValueError(
-            f"--oats-ref {ref} holds series of length {series.shape[1]}, shorter than the "
-            f"window {cfg.window}; give longer series or a smaller window"
-        )
-    start = (series.shape[1] - cfg.window) // 2
-    windows = np.ascontiguousarray(series[:size, start : start + cfg.window], np.float32)
+    sources = [ref] if isinstance(ref, (str, Path)) else list(ref)
+    windows = reference_series([str(s) for s in sources], cfg.window, size)
     n = len(windows)
     return {
         "series": torch.as_tensor(windows),
@@ -190,8 +186,8 @@ def reference_batch(cfg, store_path: str, ref: str | None, size: int) -> dict[st
 def oats_hook_from_options(
     cfg,
     store_path: str,
-    generator_path: str,
-    ref: str | None = None,
+    generator_path: str | None,
+    ref=None,
     explore_prob: float = 0.3,
     after: int | None = None,
     lr_at: Callable[[int], float] | None = None,
@@ -204,8 +200,9 @@ def oats_hook_from_options(
     cfg : the run's ``PretrainConfig``.
     store_path : the training store (its reference split is the default reference set).
     generator_path : a checkpoint of ``s2gen oats train-generator``; its series
-        length must equal ``cfg.window``.
-    ref : reference series (store, .npy or .csv); None = the reference split.
+        length must equal ``cfg.window``. None only with ``synthesis="augment"``.
+    ref : reference sources (``reference_batch``): one or a list of stores,
+        series files and classification set names; None = the reference split.
     explore_prob : probability of re-scoring a whole batch.
     after : first augmented step; None = the end of the warm-up.
     lr_at : learning rate at a step; None = the run's schedule
@@ -219,8 +216,13 @@ def oats_hook_from_options(
     from s2gen.store import open as open_store
 
     cfg, _ = resolve_max_tokens(open_store(store_path), cfg)  # as run() does: tokens are cut alike
-    generator = Generator.load(generator_path)
-    if generator.length != cfg.window:
+    if generator_path is None:
+        if settings.get("synthesis") != "augment":
+            raise ValueError("OATS needs a generator checkpoint (--oats GEN.pt)")
+        generator = None
+    else:
+        generator = Generator.load(generator_path)
+    if generator is not None and generator.length != cfg.window:
         raise ValueError(
             f"the generator {generator_path} makes series of length {generator.length}, the "
             f"pretraining window is {cfg.window}: retrain it with `s2gen oats train-generator "
@@ -244,11 +246,14 @@ def oats_hook_from_options(
     n_ref = len(reference["series"])
     reference["mask"] = make_mask(-1 - np.arange(n_ref))  # negative keys: never a training key
     log.info(
-        "OATS: %d reference windows from %s, generator %s, explore_prob %.2f, mix %s, from step %d",
+        "OATS: %d reference windows from %s, generator %s, explore_prob %.2f, selection %s, "
+        "synthesis %s, mix %s, from step %d",
         n_ref,
         ref or f"{store_path} (reference split)",
         generator_path,
         explore_prob,
+        oats_cfg.selection,
+        oats_cfg.synthesis,
         oats_cfg.mix,
         after,
     )

@@ -103,8 +103,10 @@ def build_config(preset: str, config_file: str | None, overrides: dict) -> Pretr
 )
 @click.option(
     "--oats-ref",
-    default=None,
-    help="OATS reference series: a store, .npy or .csv [default: the store's reference split].",
+    multiple=True,
+    help="OATS reference set, repeatable: a store, a shipped classification set name (its TRAIN "
+    "split), a .ts/.tsv/.txt TRAIN file, a folder of UCR/UEA sets, a .npy or .csv; real series "
+    "are resized to the window [default: the store's reference split].",
 )
 @click.option(
     "--explore-prob",
@@ -238,7 +240,7 @@ def pretrain(
                 cfg,
                 data[0],
                 oats_generator,
-                ref=oats_ref,
+                ref=list(oats_ref),
                 explore_prob=explore_prob,
                 after=oats_after,
                 mix=oats_mix,
