@@ -107,7 +107,6 @@ PRETRAIN_GRID = [
     ("small", {"batch_size": 512}),
     ("small", {"batch_size": 1024}),
     ("small", {"batch_size": 256, "window": 512}),
-    ("small", {"batch_size": 256, "itc_clean": False}),
     ("small", {"batch_size": 64, "d_model": 256, "d_ff": 1024, "n_layers": 4}),
     ("base", {"batch_size": 16}),
     ("base", {"batch_size": 64}),

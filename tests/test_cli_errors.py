@@ -17,20 +17,12 @@ from s2gen.pretrain import PretrainConfig, checkpoint
 from s2gen.pretrain.model import Pretrainer
 from s2gen.pretrain.symbols import pretraining_vocabulary
 from s2gen.symbols.vocabulary import vocabulary
+from tests.tiny import tiny
 
 TINY_STORE = ["--length", "32", "--chunk-rows", "32", "--shard-rows", "64", "--quiet"]
-TINY_MODEL = dict(
+TINY_MODEL = tiny(
     window=64,
     patch=16,
-    d_model=16,
-    n_heads=2,
-    d_ff=32,
-    n_layers=1,
-    sym_d_model=16,
-    sym_heads=2,
-    sym_d_ff=32,
-    sym_layers=1,
-    embed_dim=8,
     queue_size=64,
     batch_size=16,
     max_tokens=32,

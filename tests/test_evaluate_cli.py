@@ -12,23 +12,15 @@ from click.testing import CliRunner
 from s2gen.cli import main
 from s2gen.evaluate.cli import evaluate, finetune
 from s2gen.pretrain import PretrainConfig, run
+from tests.tiny import tiny
 
 DATA = Path(__file__).parent / "data" / "evaluate"
 RAMPS = str(DATA / "Ramps_TRAIN.ts")
 WOBBLE = str(DATA / "Wobble_TRAIN.ts")
 MONTHLY = str(DATA / "monthly.csv")
-TINY = dict(
+TINY = tiny(
     window=64,
     patch=16,
-    d_model=16,
-    n_heads=2,
-    d_ff=32,
-    n_layers=1,
-    sym_d_model=16,
-    sym_heads=2,
-    sym_d_ff=32,
-    sym_layers=1,
-    embed_dim=8,
     queue_size=64,
     batch_size=16,
     steps=3,

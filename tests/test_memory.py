@@ -12,6 +12,9 @@ from s2gen import memory
 from s2gen.config import GenerateConfig, StoreConfig
 from s2gen.pretrain import PretrainConfig
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from bench_memory import PRETRAIN_CHILD  # noqa: E402  (the benchmark's measurement, once)
+
 GB = 1e9
 
 
@@ -99,51 +102,17 @@ def test_available_memory_is_read_from_this_machine():
     assert total is None or available <= total
 
 
-MEASURE_STEP = """
-import json, resource
-import torch
-torch.set_num_threads(1)
-from s2gen.pretrain.config import PretrainConfig
-from s2gen.pretrain.model import Pretrainer
-from s2gen.pretrain.symbols import pretraining_vocabulary
-from s2gen.pretrain.train import param_groups
-from s2gen.symbols.vocabulary import vocabulary
-
-def rss():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-
-cfg = PretrainConfig.preset("ci", batch_size=256)
-base = rss()
-cfg = cfg.replace(max_tokens=cfg.max_tokens or 96)  # as s2gen.memory assumes unsized
-vocab = pretraining_vocabulary(vocabulary())
-model = Pretrainer(cfg, vocab)
-opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
-g = torch.Generator().manual_seed(0)
-B, T = cfg.batch_size, cfg.max_tokens
-batch = {
-    "series": torch.randn(B, cfg.window, generator=g),
-    "tokens": torch.randint(model.objectives["s2"].first_regular, len(vocab), (B, T), generator=g),
-    "has_symbol": torch.ones(B, dtype=torch.bool),
-    "expr_id": torch.arange(B),
-}
-for step in range(2):
-    losses = model.losses(batch, 0.4, g)
-    opt.zero_grad(set_to_none=True)
-    losses["loss"].backward()
-    opt.step()
-print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base))
-"""
-
-
 def test_pretrain_estimate_is_within_a_third_of_a_measured_step():
     """Two real steps of the ci preset at batch 256 in a fresh process (benchmarks/bench_memory.py
     measures a grid; the estimate stays within -10 % .. +20 % there)."""
+    settings = json.dumps({"batch_size": 256})
     out = subprocess.run(
-        [sys.executable, "-c", MEASURE_STEP], capture_output=True, text=True, check=True
+        [sys.executable, "-c", PRETRAIN_CHILD, "ci", settings],
+        capture_output=True,
+        text=True,
+        check=True,
     )
-    measured = json.loads(out.stdout.strip().splitlines()[-1])
+    measured = json.loads(out.stdout.strip().splitlines()[-1])["measured"]
     estimate = memory.pretrain_step_bytes(PretrainConfig.preset("ci", batch_size=256))
     assert 0.75 <= estimate / measured <= 1.35, (estimate, measured)
     assert memory.pretrain_bytes(PretrainConfig.preset("ci", batch_size=256)) > estimate

@@ -23,23 +23,15 @@ from s2gen.pretrain.symbols import (
 from s2gen.pretrain.train import param_groups
 from s2gen.symbols import vocabulary as vocab
 from s2gen.symbols.parse import program_of
+from tests.tiny import tiny
 
 torch.set_num_threads(1)
 STORED = vocab.vocabulary()
 VOCABULARY = pretraining_vocabulary(STORED)
-TINY = dict(
+TINY = tiny(
     window=64,
     patch=8,
-    d_model=16,
-    n_heads=2,
-    d_ff=32,
-    n_layers=1,
-    sym_d_model=16,
-    sym_heads=2,
-    sym_d_ff=32,
-    sym_layers=1,
     max_tokens=24,
-    embed_dim=8,
     queue_size=32,
 )
 

@@ -26,21 +26,13 @@ from s2gen.pretrain.objectives.s2 import enqueue, momentum_update
 from s2gen.pretrain.symbols import pretraining_vocabulary
 from s2gen.pretrain.train import alpha_at, lr_at
 from s2gen.symbols.vocabulary import vocabulary
+from tests.tiny import tiny
 
 torch.set_num_threads(1)
-TINY = dict(
+TINY = tiny(
     window=64,
     patch=8,
-    d_model=16,
-    n_heads=2,
-    d_ff=32,
-    n_layers=1,
-    sym_d_model=16,
-    sym_heads=2,
-    sym_d_ff=32,
-    sym_layers=1,
     max_tokens=24,
-    embed_dim=8,
     queue_size=32,
 )
 

@@ -25,22 +25,14 @@ from s2gen.cli import main
 from s2gen.evaluate.cli import evaluate, finetune
 from s2gen.pretrain import load_encoder
 from s2gen.pretrain.cli import embed, pretrain
+from tests.tiny import tiny
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
 RAMPS = str(Path(__file__).parent / "data" / "evaluate" / "Ramps_TRAIN.ts")
-TINY = dict(
+TINY = tiny(
     window=64,
     patch=16,
-    d_model=16,
-    n_heads=2,
-    d_ff=32,
-    n_layers=1,
-    sym_d_model=16,
-    sym_heads=2,
-    sym_d_ff=32,
-    sym_layers=1,
-    embed_dim=8,
     queue_size=64,
     batch_size=16,
     val_samples=16,

@@ -68,14 +68,14 @@ def store_subset(
     rng = np.random.default_rng(seed)
     chunk = store.chunk_rows
     chunks = rng.permutation(-(-n // chunk))
-    rows_so_far, chosen = 0, []
-    for k in chunks:
+    pools, chosen = [], []
+    for k in chunks:  # until the chosen chunks hold ``want`` training rows
         chosen.append(int(k))
-        rows_so_far += min(n, (k + 1) * chunk) - k * chunk
-        if rows_so_far >= want:
+        rows = np.arange(k * chunk, min(n, (k + 1) * chunk))
+        pools.append(rows[_training_rows(store, [int(k)], val_permille, reference_permille)])
+        if sum(len(p) for p in pools) >= want:
             break
-    pool = np.concatenate([np.arange(k * chunk, min(n, (k + 1) * chunk)) for k in sorted(chosen)])
-    pool = pool[_training_rows(store, sorted(chosen), val_permille, reference_permille)]
+    pool = np.sort(np.concatenate(pools))
     rows = np.sort(rng.choice(pool, size=min(want, len(pool)), replace=False))
     series = [
         store_channels(_read_rows(store, rows[rows // chunk == k]), field) for k in sorted(chosen)
