@@ -58,8 +58,8 @@ def tiny(**overrides) -> PretrainConfig:
 
 
 def test_registries_list_every_backbone_and_objective_and_their_pairs():
-    assert tuple(BACKBONES) == BACKBONE_NAMES == ("s2", "dilated-cnn")
-    assert tuple(OBJECTIVES) == OBJECTIVE_NAMES == ("s2", "mae", "timedrl", "ts2vec")
+    assert tuple(BACKBONES) == BACKBONE_NAMES == ("s2", "dilated-cnn", "gpt2")
+    assert tuple(OBJECTIVES) == OBJECTIVE_NAMES == ("s2", "mae", "timedrl", "ts2vec", "crops")
     assert set(OBJECTIVE_BACKBONES) == set(OBJECTIVE_NAMES)
     for name in ("s2+timedrl", "s2+mae", "mae+timedrl", "s2+mae+timedrl"):
         assert PretrainConfig(objective=name).objectives == tuple(name.split("+"))
@@ -73,6 +73,11 @@ def test_registries_list_every_backbone_and_objective_and_their_pairs():
         (dict(objective="timedrl", backbone="dilated-cnn"), "use --backbone s2"),
         (dict(objective="s2+ts2vec"), "train different backbones.*run ts2vec alone"),
         (dict(objective="mae+ts2vec", backbone="dilated-cnn"), "train different backbones"),
+        (dict(objective="mae", backbone="gpt2"), "use --backbone s2"),
+        (dict(objective="ts2vec", backbone="gpt2"), "use --backbone dilated-cnn"),
+        (dict(objective="s2", backbone="dilated-cnn"), "trains the s2 or gpt2 backbone"),
+        (dict(objective="s2", backbone="s2", frontend="multiscale", llm_layers=2), "gpt2 only"),
+        (dict(objective="ts2vec", backbone="dilated-cnn", frontend="multiscale"), "frontend"),
         (dict(objective="s2+mae", cnn_depth=0), "cnn_depth"),
         (dict(objective="mae", mae_ratio=0.0), "mae_ratio"),
         (dict(objective="ts2vec", backbone="dilated-cnn", ts2vec_alpha=1.5), "ts2vec_alpha"),
