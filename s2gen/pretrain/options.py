@@ -18,6 +18,7 @@ import click
 from s2gen.pretrain.config import (
     BACKBONE_NAMES,
     FRONTEND_NAMES,
+    LLM_FIELDS,
     LLM_POOLS,
     LORA_TARGETS,
     RANDOM_BASE_NOTE,
@@ -88,19 +89,7 @@ OPTIONS = (
     ),
 )
 # the PretrainConfig field of each option, in OPTIONS order
-NAMES = (
-    "backbone",
-    "frontend",
-    "llm_layers",
-    "llm_pool",
-    "lora_rank",
-    "lora_alpha",
-    "lora_dropout",
-    "lora_targets",
-    "train_norms",
-    "train_pos",
-    "backbone_weights",
-)
+NAMES = ("backbone", "frontend", *LLM_FIELDS)
 NOT_SHAPE = ("backbone_weights",)  # where a checkpoint's base comes from, not its shape
 
 
