@@ -114,7 +114,7 @@ def test_labelled_csv_reader_picks_columns_and_rejects_bad_labels(tmp_path):
     bad.write_text("value,label\n1.0,0\n2.0,\n")
     with pytest.raises(ValueError, match="line 3"):
         anomaly.load_anomaly(bad, None, "label")
-    with pytest.raises(ValueError, match="is not a file"):
+    with pytest.raises(ValueError, match="neither a known name nor an existing path"):
         anomaly.load_anomaly(tmp_path / "none.csv", None, "label")
 
 

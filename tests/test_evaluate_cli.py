@@ -375,7 +375,6 @@ def test_evaluate_forecasting_ts2vec_protocol_uses_the_last_token(checkpoint, tm
     "args, message",
     [
         (["--task", "classification", "--protocol", "ts2vec"], "forecasting only"),
-        (["--task", "anomaly"], "needs --label-column"),
         (["--task", "forecasting", "--horizon", "3", "--score", "masking"], "anomaly only"),
         (["--task", "anomaly", "--label-column", "label", "--horizon", "3"], "forecasting only"),
         (["--task", "classification", "--label-column", "label"], "anomaly only"),

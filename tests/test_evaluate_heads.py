@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # nothing may download
 
-from s2gen.evaluate.anomaly_data import load_anomaly, read_labelled  # noqa: E402
+from s2gen.evaluate.anomaly import load_anomaly  # noqa: E402
 from s2gen.evaluate.cli import finetune as finetune_command  # noqa: E402
 from s2gen.evaluate.datasets import ClassificationData  # noqa: E402
 from s2gen.evaluate.finetune import FinetuneConfig, finetune  # noqa: E402
@@ -83,10 +83,10 @@ def test_anomaly_series_by_name_and_path(tmp_path):
     assert yahoo.values.shape == yahoo.labels.shape == (1000,) and yahoo.labels.sum() == 7
     (tmp_path / "s.csv").write_text("value,label\n1.0,0\n2.5,1\n3.0,0\n")
     own = load_anomaly(tmp_path / "s.csv")
-    assert own.name == "s" and own.labels.tolist() == [0, 1, 0]
+    assert own.name == "s" and own.labels.tolist() == [False, True, False]
     (tmp_path / "bad.csv").write_text("value,label\n1.0,0\n2.5,2\n")
     with pytest.raises(ValueError, match="0 \\(normal\\) or 1"):
-        read_labelled(tmp_path / "bad.csv")
+        load_anomaly(tmp_path / "bad.csv")
     with pytest.raises(ValueError, match="Known names: mitdb, yahoo"):
         load_anomaly("nab")
 

@@ -102,16 +102,42 @@ class AnomalySeries:
             )
 
 
-def load_anomaly(path: str | Path, column: str | None, label_column: str) -> AnomalySeries:
-    """A labelled series from a CSV (``series_format.read_labelled``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(
-            f"anomaly dataset {str(path)!r} is not a file; give a .csv with a value and a "
-            "0/1 label column"
+# shipped labelled series (sktime): "data,label" CSVs
+ANOMALY = {
+    "yahoo": ("sktime", "datasets/data/yahoo/yahoo.csv"),  # Yahoo S5, 1000 points, 7 anomalous
+    "mitdb": ("sktime", "datasets/data/mitdb/mitdb.csv"),  # MIT-BIH ECG, 7500 points, 352
+}
+
+
+def load_anomaly(
+    name_or_path: str | Path, column: str | None = None, label_column: str = "label"
+) -> AnomalySeries:
+    """A labelled series: a shipped one by name (``ANOMALY``, case-insensitive) or a CSV path.
+
+    A CSV holds the series in ``column`` (default: the last column but the labels) and 0/1
+    point labels in ``label_column`` (``series_format.read_labelled``).
+    """
+    from s2gen.evaluate.datasets import (
+        _lookup,
+        _missing_package_error,
+        _unknown_name_error,
+        package_dir,
+    )
+
+    path = Path(name_or_path)
+    if path.is_file():
+        return AnomalySeries(path.stem, *read_labelled(path, column, label_column), str(path))
+    key = _lookup(str(name_or_path), ANOMALY)
+    if key is None:
+        raise _unknown_name_error(
+            "anomaly", str(name_or_path), ANOMALY, "a .csv with a value and a 0/1 label column"
         )
-    values, labels = read_labelled(path, column, label_column)
-    return AnomalySeries(path.stem, values, labels, str(path))
+    package, relative = ANOMALY[key]
+    root = package_dir(package)
+    if root is None or not (root / relative).is_file():
+        raise _missing_package_error("anomaly", key, [package])
+    values, labels = read_labelled(root / relative, None, "label")
+    return AnomalySeries(key, values, labels, f"{package}:{relative}")
 
 
 # ---------------------------------------------------------------- scores

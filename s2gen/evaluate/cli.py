@@ -235,7 +235,8 @@ def _setup_logging(verbose: bool) -> None:
 @click.option(
     "--label-column",
     default=None,
-    help="anomaly: column of the 0/1 point labels (1 = anomalous) of the .csv series",
+    help="anomaly: column of the 0/1 point labels (1 = anomalous) of a .csv series "
+    "[default: label]; shipped series (yahoo, mitdb) are read by name",
 )
 @click.option(
     "--protocol",
@@ -368,11 +369,6 @@ def evaluate(
         note_random_base(architecture)
     if task == "forecasting" and horizon is None:
         raise click.BadParameter("--task forecasting needs --horizon H", param_hint="--horizon")
-    if task == "anomaly" and label_column is None:
-        raise click.BadParameter(
-            "--task anomaly needs --label-column, the .csv column of the 0/1 labels",
-            param_hint="--label-column",
-        )
     for name, value, tasks in (
         ("--horizon", horizon, ("forecasting",)),
         ("--column", column, ("forecasting", "anomaly")),
@@ -433,7 +429,7 @@ def evaluate(
             anomaly=(
                 AnomalyConfig(context, fraction, score or "masking") if task == "anomaly" else None
             ),
-            label_column=label_column,
+            label_column=(label_column or "label") if task == "anomaly" else None,
         )
         columns = _checkpoint_names(checkpoints)
         models = _model_specs(
@@ -734,7 +730,7 @@ def _finetune_data(task: str, name: str):
         from s2gen.evaluate.datasets import load_forecasting
 
         return load_forecasting(name)
-    from s2gen.evaluate.anomaly_data import load_anomaly
+    from s2gen.evaluate.anomaly import load_anomaly
 
     return load_anomaly(name)
 
