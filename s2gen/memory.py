@@ -10,6 +10,7 @@ refused up front with the largest value that fits, instead of the kernel's
 out-of-memory killer ending the run half way. Torch-free.
 """
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -205,16 +206,32 @@ def _tower_floats(
     return layers * tokens * (per_d * d + SAVED_PER_FF * d_ff + per_key * heads * tokens)
 
 
+def series_tower(cfg) -> tuple[int, int, int, int]:
+    """(width, MLP width, heads, blocks) of the series encoder of ``cfg``.
+
+    The ``gpt2`` backbone has ``llm_layers`` blocks of its base: the base's
+    sizes from ``backbone_weights``/config.json, else the random base of
+    ``d_model``, ``d_ff``, ``n_heads``. Its frozen weights are counted as if
+    they trained (an upper bound: they hold no gradients or AdamW moments).
+    """
+    if cfg.backbone != "gpt2":
+        return cfg.d_model, cfg.d_ff, cfg.n_heads, cfg.n_layers
+    if not cfg.backbone_weights:
+        return cfg.d_model, cfg.d_ff, cfg.n_heads, cfg.llm_layers
+    try:
+        base = json.loads((Path(cfg.backbone_weights) / "config.json").read_text())
+        width, heads, depth = int(base["n_embd"]), int(base["n_head"]), int(base["n_layer"])
+    except (OSError, ValueError, KeyError, TypeError):  # the backbone reports a bad folder
+        return cfg.d_model, cfg.d_ff, cfg.n_heads, cfg.llm_layers
+    return width, int(base.get("n_inner") or 4 * width), heads, min(cfg.llm_layers, depth)
+
+
 def pretrain_parameters(cfg, vocab_size: int | None = None) -> tuple[int, int]:
     """(online, momentum) parameter counts of a ``Pretrainer`` of the ``s2`` objective."""
     vocab_size = len(vocabulary()) if vocab_size is None else vocab_size
-    d, sd, e = cfg.d_model, cfg.sym_d_model, cfg.embed_dim
-    series = (
-        cfg.n_layers * _block_params(d, cfg.d_ff)
-        + (cfg.patch + 1) * d
-        + (cfg.n_patches + 3) * d
-        + 2 * d
-    )
+    d, d_ff, _, layers = series_tower(cfg)
+    sd, e = cfg.sym_d_model, cfg.embed_dim
+    series = layers * _block_params(d, d_ff) + (cfg.patch + 1) * d + (cfg.n_patches + 3) * d + 2 * d
     symbol = (
         cfg.sym_layers * _block_params(sd, cfg.sym_d_ff)
         + (vocab_size + _tokens(cfg) + 1) * sd
@@ -249,8 +266,9 @@ def pretrain_step_bytes(cfg, vocab_size: int | None = None) -> float:
     fixed = FLOAT * (4 * online + momentum + 2 * cfg.queue_size * (cfg.embed_dim + 1))
     series_passes = 1 + (2 if "timedrl" in cfg.objectives else 1) + ("crops" in cfg.objectives)
     tokens = _tokens(cfg)
+    d, d_ff, heads, layers = series_tower(cfg)
     per_sample = series_passes * _tower_floats(
-        cfg.n_patches + 1, cfg.d_model, cfg.d_ff, cfg.n_heads, cfg.n_layers, cfg.dropout
+        cfg.n_patches + 1, d, d_ff, heads, layers, cfg.dropout
     ) + 2 * _tower_floats(
         tokens + 1, cfg.sym_d_model, cfg.sym_d_ff, cfg.sym_heads, cfg.sym_layers, cfg.dropout
     )
@@ -267,14 +285,13 @@ def encoder_bytes(cfg, batch: int, train: bool) -> float:
     otherwise an inference pass under no_grad (embedding).
     """
     tokens = cfg.n_patches + 1
-    params = cfg.n_layers * _block_params(cfg.d_model, cfg.d_ff)
+    d, d_ff, heads, layers = series_tower(cfg)
+    params = layers * _block_params(d, d_ff)
     if train:
-        floats = _tower_floats(
-            tokens, cfg.d_model, cfg.d_ff, cfg.n_heads, cfg.n_layers, cfg.dropout
-        )
+        floats = _tower_floats(tokens, d, d_ff, heads, layers, cfg.dropout)
         per_sample = floats + 8 * cfg.window  # plus the input normalisation's copies
         return FLOAT * (4 * params + FINETUNE_FACTOR * batch * per_sample) + STEP_OVERHEAD
-    live = tokens * (4 * cfg.d_model + cfg.d_ff + 2 * cfg.n_heads * tokens) + cfg.window
+    live = tokens * (4 * d + d_ff + 2 * heads * tokens) + cfg.window
     return FLOAT * (params + INFERENCE_FACTOR * batch * live) + INFERENCE_OVERHEAD
 
 

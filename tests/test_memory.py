@@ -116,3 +116,13 @@ def test_pretrain_estimate_is_within_a_third_of_a_measured_step():
     estimate = memory.pretrain_step_bytes(PretrainConfig.preset("ci", batch_size=256))
     assert 0.75 <= estimate / measured <= 1.35, (estimate, measured)
     assert memory.pretrain_bytes(PretrainConfig.preset("ci", batch_size=256)) > estimate
+
+
+def test_gpt2_estimates_follow_its_blocks_and_its_base(tmp_path):
+    shallow = PretrainConfig.preset("ci", backbone="gpt2", llm_layers=1)
+    deep = shallow.replace(llm_layers=8)
+    assert memory.encoder_bytes(deep, 64, True) > memory.encoder_bytes(shallow, 64, True)
+    assert memory.pretrain_bytes(deep) > memory.pretrain_bytes(shallow)
+    (tmp_path / "config.json").write_text(json.dumps({"n_embd": 768, "n_head": 12, "n_layer": 12}))
+    based = shallow.replace(backbone_weights=str(tmp_path), llm_layers=24)
+    assert memory.series_tower(based) == (768, 3072, 12, 12)  # no deeper than the base

@@ -106,6 +106,8 @@ def _model_specs(
         preset = "small"
         if saved:
             overrides = {**saved[0], **architecture}
+    if random_init:
+        note_random_base(overrides)
 
     def from_random(seed):
         encoder = random_encoder(preset=preset, seed=seed, **overrides)
@@ -120,7 +122,9 @@ def _model_specs(
     return specs
 
 
-def _check_memory(checkpoints, random_init, preset, batch_size: int, train: bool) -> None:
+def _check_memory(
+    checkpoints, random_init, preset, batch_size: int, train: bool, architecture=None
+) -> None:
     """Refuse a --batch-size whose encoder pass would not fit in memory (``s2gen.memory``).
 
     Reads each checkpoint's architecture, so a file that is no checkpoint is
@@ -133,7 +137,7 @@ def _check_memory(checkpoints, random_init, preset, batch_size: int, train: bool
     try:
         configs = [checkpoint.config_of(checkpoint.load(path)) for path in checkpoints]
         if random_init and (preset is not None or not configs):
-            configs.append(PretrainConfig.preset(preset or "small"))
+            configs.append(PretrainConfig.preset(preset or "small", **(architecture or {})))
     except ValueError as error:
         raise click.ClickException(str(error)) from None
     for cfg in configs:
@@ -356,7 +360,8 @@ def evaluate(
     (--protocol ts2vec: from the last timestamp's representation). Anomaly: a
     score per point (--score masking: how much the state of its token changes
     when the point is masked, TS2Vec), flagged above mean + 4 std of the first part's
-    scores -> F1 with point adjustment on the tested tail of a labelled .csv.
+    scores -> F1 with point adjustment on the tested tail of a labelled series
+    (shipped yahoo/mitdb, or a .csv with a 0/1 label column).
     Below the tables: each model's mean score, average rank and wins/ties/losses
     against every other model.
     """
@@ -365,8 +370,6 @@ def evaluate(
         raise click.BadParameter(
             "give at least one --checkpoint or --random-init", param_hint="--checkpoint"
         )
-    if random_init:
-        note_random_base(architecture)
     if task == "forecasting" and horizon is None:
         raise click.BadParameter("--task forecasting needs --horizon H", param_hint="--horizon")
     for name, value, tasks in (
@@ -404,7 +407,7 @@ def evaluate(
     from s2gen.evaluate.suite import SuiteConfig, run_suite
 
     files = [_local_checkpoint(c, mlflow_uri, Path(out) / REGISTRY_CACHE) for c in checkpoints]
-    _check_memory(files, random_init, preset, batch_size, train=False)
+    _check_memory(files, random_init, preset, batch_size, train=False, architecture=architecture)
     protocol = protocol or "window"
     fraction = test_fraction or (0.5 if task == "anomaly" else 0.2)
     skipped = [] if every else None
@@ -624,7 +627,7 @@ def finetune(
             param_hint="--horizon",
         )
     if random_init:
-        note_random_base(architecture)
+        note_random_base(architecture)  # finetune's random encoder is the preset's with the flags
     from s2gen import tracking
     from s2gen.evaluate.finetune_settings import config_for, finetune_settings, save_settings
     from s2gen.evaluate.report import file_sha256, write_results
@@ -656,7 +659,14 @@ def finetune(
     if checkpoint:
         checkpoint_file = _local_checkpoint(checkpoint, mlflow_uri, Path(out) / REGISTRY_CACHE)
     checkpoints = (checkpoint_file,) if checkpoint else ()
-    _check_memory(checkpoints, random_init, preset, settings["batch_size"], train=True)
+    _check_memory(
+        checkpoints,
+        random_init,
+        preset,
+        settings["batch_size"],
+        train=True,
+        architecture=architecture,
+    )
     if checkpoint:
         _architecture(checkpoint_file, architecture)  # after the check has read it
     model = tracking.checkpoint_label(checkpoint) if checkpoint else f"random-init ({preset})"

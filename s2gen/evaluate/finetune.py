@@ -367,8 +367,8 @@ def finetune(
         _, test_accuracy = _evaluate(
             model, x_test.to(device), torch.from_numpy(y_test).to(device), cfg.batch_size * 4
         )
-    tracker.metrics({"test_accuracy": test_accuracy, "best_epoch": best["epoch"]})
-    tracker.end(path)
+        tracker.metrics({"test_accuracy": test_accuracy, "best_epoch": best["epoch"]})
+        tracker.end(path)
     return FinetuneResult(
         test_accuracy, best["accuracy"], best["epoch"], len(history), path, tuple(history)
     )

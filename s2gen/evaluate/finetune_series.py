@@ -116,6 +116,11 @@ def _fit(model, loss_fn, train, val, cfg: FinetuneConfig, path: Path, meta: dict
             _save({**checkpoint, **meta, "val_loss": val_loss}, path)
         elif epoch - best["epoch"] >= cfg.patience:
             break
+    if best["state"] is None:
+        raise ValueError(
+            f"the validation loss was never finite in {len(history)} epochs (last: "
+            f"{history[-1]['val_loss']}); lower --lr or --head-lr"
+        )
     model.load_state_dict(best["state"])
     model.eval()
     return best, tuple(history)
@@ -137,8 +142,8 @@ def _run(make_model, loss_fn, train, val, test_fn, cfg, out_dir, meta, mlflow_ur
             val = tuple(t.to(device) for t in val)
             best, history = _fit(model, loss_fn, train, val, cfg, path, meta, tracker)
             metrics = test_fn(model)
-    tracker.metrics({**metrics, "best_epoch": best["epoch"]})
-    tracker.end(path)
+        tracker.metrics({**metrics, "best_epoch": best["epoch"]})
+        tracker.end(path)
     return SeriesFinetuneResult(metrics, best["loss"], best["epoch"], len(history), path, history)
 
 

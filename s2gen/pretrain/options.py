@@ -112,13 +112,20 @@ def check_architecture(cfg: PretrainConfig, architecture: dict, checkpoint: str)
     wrong = [
         f"--{name.replace('_', '-')} {value} (it has {getattr(cfg, name)})"
         for name, value in architecture.items()
-        if name not in NOT_SHAPE and getattr(cfg, name) != value
+        if name not in NOT_SHAPE and _canonical(name, getattr(cfg, name)) != _canonical(name, value)
     ]
     if wrong:
         raise click.BadParameter(
             f"{checkpoint} was pretrained with another architecture: {'; '.join(wrong)}; "
             "drop the flag (a checkpoint carries its own architecture)"
         )
+
+
+def _canonical(name: str, value):
+    """A setting as the encoder reads it: ``lora_targets`` as its names ("c_attn, c_proj")."""
+    if name == "lora_targets":
+        return tuple(t.strip() for t in str(value).split(",") if t.strip())
+    return value
 
 
 def note_random_base(architecture: dict) -> None:

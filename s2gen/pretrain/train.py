@@ -180,7 +180,11 @@ def _check_resume(
     generate: dict | None = None,
 ) -> None:
     trained = state.get("generate")
-    if trained != generate:
+
+    def same_pairs(record):  # the name is the --generate argument as typed: a path may differ
+        return None if record is None else {k: v for k, v in record.items() if k != "name"}
+
+    if same_pairs(trained) != same_pairs(generate):
 
         def data(record):
             return f"--generate {record['name']}" if record else "--data"

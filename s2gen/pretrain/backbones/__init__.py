@@ -14,7 +14,7 @@ instance embedding, (B, ``backbone.embed_dim``); ``backbone.token_states(hidden)
 the per-token states (B, N, dim). Objectives (``s2gen.pretrain.objectives``)
 and the exported ``SeriesEncoder`` use nothing else, so a backbone is one
 module plus one row of ``BACKBONES``. ``instance_state`` is the one
-instance-level state objectives train ([CLS], or the token mean without one).
+instance-level state objectives train ([CLS], or the pooled tokens without one).
 
 Backbones: ``s2`` (``patch_transformer``, bidirectional, with [CLS]),
 ``gpt2`` (``gpt2``: a frozen GPT-2 with LoRA adapters, causal, no [CLS]) — both
@@ -48,6 +48,8 @@ def build_backbone(cfg: PretrainConfig) -> nn.Module:
 def instance_state(backbone: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
     """The instance-level state (B, dim) of ``backbone``'s output (B, has_cls + N, dim).
 
-    [CLS] when the backbone has one, else the mean of its token states.
+    [CLS] when the backbone has one, else the backbone's own pooling (gpt2: the
+    token mean or the last token, ``llm_pool``), so objectives train the state
+    that ``pool`` exports.
     """
-    return hidden[:, 0] if backbone.has_cls else backbone.token_states(hidden).mean(dim=1)
+    return hidden[:, 0] if backbone.has_cls else backbone.pool(hidden)

@@ -234,7 +234,7 @@ class S2Objective(Objective):
     def series_feature(self, hidden: torch.Tensor, momentum: bool = False) -> torch.Tensor:
         """L2-normalised float32 projection of the instance state: (B, L, d) -> (B, embed_dim).
 
-        The instance state is [CLS], or the token mean of a backbone without one
+        The instance state is [CLS], or the pooled tokens of a backbone without one
         (``backbones.instance_state``; the momentum copy has the online layout).
         """
         proj = self.series_proj_m if momentum else self.series_proj

@@ -2,7 +2,7 @@
 
 TimeDRL (Chang et al., ICDE 2024): the same normalised window passes through
 the encoder twice, the two passes differing only by dropout, giving instance
-states z1, z2 ([CLS], or the token mean for a backbone without [CLS]:
+states z1, z2 ([CLS], or the pooled tokens of a backbone without [CLS]:
 ``backbones.instance_state``) and patch states h1, h2. The instance-contrastive
 task is SimSiam's symmetric negative cosine with a predictor p (a two-layer
 MLP: linear d -> d/2, batch norm, ReLU, dropout, linear d/2 -> d) and a
