@@ -596,9 +596,25 @@ def shard_records(path: str) -> dict[int, dict[str, int]]:
 
 def object_records(path: str) -> np.ndarray | None:
     """(shards, arrays, 2) int64: (size, CRC-32C) of each shard object; -1 where none is
-    recorded. None for a format-1 store, which has no records."""
+    recorded. None for a format-1 store, which has no records.
+
+    Raises StoreError when the records do not describe the store's arrays (their
+    ``objects.arrays`` attribute or their width differs from ``array_names``).
+    """
     group = zarr.open_group(path, mode="r")
-    return _rows(group[OBJECTS]) if OBJECTS in group else None
+    if OBJECTS not in group:
+        return None
+    names = list(_stored_names(group))
+    listed = group.attrs[ATTRS_KEY].get("objects", {}).get("arrays", names)
+    records = _rows(group[OBJECTS])
+    if listed != names or records.shape[1:] != (len(names), 2):
+        raise StoreError(
+            f"{path}: its object records list arrays {listed} in a table of shape "
+            f"{records.shape}, but the store has arrays {names}; the records were edited or "
+            "written by another tool: regenerate the store with the `s2gen generate` command "
+            "that made it (--overwrite)"
+        )
+    return records
 
 
 def _get(store, key: str) -> bytes | None:

@@ -123,6 +123,18 @@ def test_damaged_records_count_as_damaged_shards_and_are_rewritten(clean, tmp_pa
     assert all_files(path) == all_files(clean)
 
 
+def test_object_records_that_do_not_describe_the_arrays_are_refused_by_name(clean, tmp_path):
+    path = copy_of(clean, tmp_path)
+    group = zarr.open_group(str(path), mode="r+")
+    header = dict(group.attrs["s2gen"])
+    header["objects"] = {**header["objects"], "arrays": header["objects"]["arrays"][:-1]}
+    group.attrs["s2gen"] = header  # an edited header: one array fewer than the store has
+    with pytest.raises(s2store.StoreError, match="object records list arrays"):
+        s2store.open(str(path))
+    result = run("validate", path, expect=1)
+    assert "object records list arrays" in result.output and "Traceback" not in result.output
+
+
 @pytest.mark.parametrize("how", ["truncate", "delete", "flip_index"])
 def test_a_read_of_a_damaged_shard_raises_naming_store_array_and_shard(clean, tmp_path, how):
     path = copy_of(clean, tmp_path)
