@@ -54,8 +54,12 @@ STORES = {
     "ref-4e3-128": ["--n", "4000", "--sampler-preset", "reference", "--length", "128"],
     **{
         f"{family}-1e5": ["--n", "100000", "--samplers", f"{family}=1", "--length", "512"]
-        for family in ("mixture", "arma", "kernel_synth", "trend_season", "imf")
+        for family in ("mixture", "arma", "kernel_synth", "trend_season", "imf", "sarima")
     },
+    # issue 18: causal graphs (KernelSynth roots, 1-3 inputs, 1-2 outputs) and every family
+    "graph-1e5": ["--n", "100000", "--graph", "--length", "512"]
+    + ["--max-input-dim", "3", "--max-output-dim", "2", "--min-nodes", "5"],
+    "all-1e5": ["--n", "100000", "--sampler-preset", "all", "--length", "512"],
 }
 SMALL_STORE_LAYOUT = ["--chunk-rows", "256", "--shard-rows", "4096"]  # enough chunks for 1e3 rows
 # real unlabeled series: name -> the classification sets whose TRAIN splits are pooled
@@ -117,7 +121,17 @@ GRIDS = {
         cell("random-init-cnn", None, steps=0, seeds=(0, 1, 2), backbone="dilated-cnn"),
         cell("classical", None, steps=0, baselines=True),
     ],
-    # (f) fresh pairs (issue 18): streamed from the generator, each seen once, against the
+    # (f) generator families (issue 18) at equal steps; reference = scale-1e5's computation
+    "generators": [
+        cell(f"gen-{name}", store)
+        for name, store in (
+            ("reference", "ref-1e5"),
+            ("graph", "graph-1e5"),
+            ("sarima", "sarima-1e5"),
+            ("all", "all-1e5"),
+        )
+    ],
+    # (g) fresh pairs (issue 18): streamed from the generator, each seen once, against the
     # 1e6-row store of the same config (row i of the store is generated row i) at equal steps
     "stream": [
         cell("stream-store-1e6", "ref-1e6"),

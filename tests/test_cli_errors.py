@@ -301,6 +301,16 @@ def test_embedding_and_finetuning_batch_beyond_memory_is_refused(ckpt, tmp_path,
     assert not out.exists()
 
 
+@pytest.mark.parametrize("command", ["evaluate", "finetune"])
+def test_preset_without_random_init_is_refused(ckpt, tmp_path, command):
+    out = tmp_path / "out"
+    task = ["--task", "classification"] if command == "evaluate" else []
+    args = [*task, "--dataset", "GunPoint", "--out", out, "--preset", "base"]
+    result = invoke(command, "--checkpoint", ckpt, *args)
+    assert_one_line_error(result, 2, "for --preset", "--random-init only", "drop --preset")
+    assert not out.exists()
+
+
 # --- the error layer itself ----------------------------------------------------------------
 
 

@@ -122,6 +122,16 @@ def _model_specs(
     return specs
 
 
+def _check_preset(given: bool, random_init: bool) -> None:
+    """``--preset`` shapes the random encoder only: refuse it where none is built."""
+    if given and not random_init:
+        raise click.BadParameter(
+            "--preset applies to --random-init only (a checkpoint brings its own "
+            "architecture); drop --preset or add --random-init",
+            param_hint="--preset",
+        )
+
+
 def _check_memory(
     checkpoints, random_init, preset, batch_size: int, train: bool, architecture=None
 ) -> None:
@@ -395,6 +405,7 @@ def evaluate(
             "--dataset all needs --ucr-root DIR, a local copy of the UCR/UEA archives",
             param_hint="--dataset",
         )
+    _check_preset(preset is not None, random_init)
     for name, value in (("--ucr-root", ucr_root), ("--dtw", dtw or None)):
         if task != "classification" and value is not None:
             raise click.BadParameter(
@@ -626,6 +637,7 @@ def finetune(
             "--task forecasting needs --horizon H, and --horizon applies to it only",
             param_hint="--horizon",
         )
+    _check_preset(ctx.get_parameter_source("preset") == ParameterSource.COMMANDLINE, random_init)
     if random_init:
         note_random_base(architecture)  # finetune's random encoder is the preset's with the flags
     from s2gen import tracking
