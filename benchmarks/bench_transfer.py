@@ -3,7 +3,8 @@
 A *cell* is one pretraining run (data, recipe, steps) followed by the frozen
 evaluation of its encoder: linear-probe accuracy on the four visible
 classification sets and ridge-probe MSE on the four visible forecasting
-series (``s2gen.evaluate``). Every finished cell appends one JSON record to
+series under both protocols of ``s2gen evaluate`` (``window``, and ``ts2vec``:
+keys ``SERIES@ts2vec``). Every finished cell appends one JSON record to
 ``--records`` (default ``benchmarks/logs/transfer.jsonl``); a rerun skips the
 cells already recorded (same settings: cells of different grids with the same
 store, steps and recipe share one record), and a cell whose run was killed
@@ -13,6 +14,7 @@ working sessions. Stores are generated once into ``--work``.
     python benchmarks/bench_transfer.py --grid scale --grid mix      # run (or finish) grids
     python benchmarks/bench_transfer.py --list                       # cells and their state
     python benchmarks/bench_transfer.py --plot benchmarks/figures    # one figure per grid
+    python benchmarks/bench_transfer.py --grid objectives --reprobe  # add metrics a record lacks
     python benchmarks/bench_transfer.py --grid objectives --smoke \
         --records /tmp/smoke.jsonl --work /tmp/smoke                  # the driver, in minutes
 
@@ -264,42 +266,55 @@ def generated(data: list[str], cfg) -> list:
     ]
 
 
-TASKS = ("classification", "forecasting")
+TASKS = ("classification", "forecasting", "forecasting-ts2vec")
+TS2VEC = "@ts2vec"  # key suffix of a forecasting metric under `--protocol ts2vec`
 
 
 def suite_configs(seeds, baselines: bool, tasks=TASKS):
-    """(task, metric, SuiteConfig) of the visible classification sets and forecasting series."""
+    """(key suffix, metric, SuiteConfig) of the visible sets, per task of ``tasks``."""
     from s2gen.evaluate.protocols import ForecastConfig
     from s2gen.evaluate.suite import SuiteConfig
 
-    for task, datasets in (("classification", CLASSIFICATION), ("forecasting", FORECASTING)):
+    for task in TASKS:
         if task not in tasks:
             continue
-        forecast = ForecastConfig(HORIZON) if task == "forecasting" else None
-        cfg = SuiteConfig(task, datasets, tuple(seeds), baselines=baselines, forecast=forecast)
-        yield task, ("accuracy" if task == "classification" else "mse"), cfg
+        if task == "classification":
+            cfg = SuiteConfig(task, CLASSIFICATION, tuple(seeds), baselines=baselines)
+            yield "", "accuracy", cfg
+            continue
+        protocol = "ts2vec" if task.endswith(TS2VEC.replace("@", "-")) else "window"
+        forecast = ForecastConfig(HORIZON, protocol=protocol)
+        cfg = SuiteConfig(
+            "forecasting", FORECASTING, tuple(seeds), baselines=baselines, forecast=forecast
+        )
+        yield (TS2VEC if protocol == "ts2vec" else ""), "mse", cfg
 
 
-def classical_baselines() -> dict:
+def classical_baselines(tasks=TASKS) -> dict:
     """Metrics of every classical baseline of ``s2gen evaluate``, keyed "baseline|dataset"."""
     from s2gen.evaluate.suite import run_suite
 
     return {
-        f"{record['model']}|{record['dataset']}": record["metrics"][metric]
-        for _, metric, cfg in suite_configs((0,), baselines=True)
+        f"{record['model']}|{record['dataset']}{suffix}": record["metrics"][metric]
+        for suffix, metric, cfg in suite_configs((0,), baselines=True, tasks=tasks)
         for record in run_suite([], cfg)
     }
 
 
-def probe(make_embed, seeded: bool, seeds, tasks=TASKS) -> dict:
-    """Frozen-probe metrics of one encoder on the visible sets (means over ``seeds`` if seeded)."""
+def probe(make_encoder, seeded: bool, seeds, tasks=TASKS) -> dict:
+    """Frozen-probe metrics of one encoder on the visible sets (means over ``seeds`` if seeded).
+
+    ``make_encoder(seed)`` gives a ``SeriesEncoder``; it is probed frozen as ``s2gen
+    evaluate`` probes it (``FrozenEncoder``: instance embeddings and last-token states).
+    """
+    from s2gen.evaluate.frozen import FrozenEncoder
     from s2gen.evaluate.suite import ModelSpec, run_suite
 
     out = {}
-    model = ModelSpec("encoder", make_embed, seeded=seeded)
-    for _, metric, cfg in suite_configs(seeds, baselines=False, tasks=tasks):
+    model = ModelSpec("encoder", lambda s: FrozenEncoder(make_encoder(s), 256), seeded=seeded)
+    for suffix, metric, cfg in suite_configs(seeds, baselines=False, tasks=tasks):
         for record in run_suite([model], cfg):
-            out.setdefault(record["dataset"], []).append(record["metrics"][metric])
+            out.setdefault(record["dataset"] + suffix, []).append(record["metrics"][metric])
     return {name: sum(v) / len(v) for name, v in out.items()}
 
 
@@ -310,12 +325,11 @@ def run_cell(work: Path, spec: dict, threads: int, make_hook=None, tasks=TASKS) 
     """
     import numpy as np
 
-    from s2gen.pretrain import load_encoder, random_encoder
-    from s2gen.pretrain.config import ENCODER_FIELDS
+    from s2gen.pretrain import load_encoder
 
     started = time.time()
     if spec["settings"].get("baselines"):
-        metrics = classical_baselines()
+        metrics = classical_baselines(tasks)
         models = sorted({key.split("|")[0] for key in metrics})
         best = max(
             np.mean([metrics.get(f"{m}|{d}", np.nan) for d in CLASSIFICATION]) for m in models
@@ -331,15 +345,9 @@ def run_cell(work: Path, spec: dict, threads: int, make_hook=None, tasks=TASKS) 
             "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
         }
     results, finals = [], []
-    shape = {k: v for k, v in spec["settings"].items() if k in ENCODER_FIELDS}
-    preset = spec.get("preset", "small")
     for seed in spec["seeds"]:
         if spec["store"] is None:  # the untrained architecture
-
-            def embed(s):
-                return random_encoder(preset, seed=s, **shape).embed
-
-            results.append(probe(embed, True, [seed], tasks))
+            results.append(probe(untrained(spec), True, [seed], tasks))
             continue
         data = resolve_data(work, spec["store"])
         t0 = time.time()
@@ -349,24 +357,64 @@ def run_cell(work: Path, spec: dict, threads: int, make_hook=None, tasks=TASKS) 
         finals.append({**(val[-1] if val else {}), "train_wall_s": time.time() - t0})
         encoder = load_encoder(out / "last.pt")
         t0 = time.time()
-        results.append(probe(lambda s, e=encoder: e.embed, False, [0], tasks))
+        results.append(probe(lambda s, e=encoder: e, False, [0], tasks))
         finals[-1]["probe_wall_s"] = time.time() - t0
-    names = results[0].keys()
-    metrics = {k: float(np.mean([r[k] for r in results])) for k in names}
-    spread = {k: float(np.std([r[k] for r in results])) for k in names} if len(results) > 1 else {}
+    summary = summarise(results)
     return {
         "cell": spec["name"],
         "hash": settings_hash(spec),
         "spec": spec,
-        "metrics": metrics,
-        "spread": spread,
-        "mean_accuracy": float(np.mean([metrics[d] for d in CLASSIFICATION])),
+        **summary,
+        "mean_accuracy": float(np.mean([summary["metrics"][d] for d in CLASSIFICATION])),
         "per_seed": results,
         "pretraining": finals,
         "wall_s": time.time() - started,
         "commit": _commit(),
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
+
+
+def untrained(spec: dict):
+    """seed -> the cell's architecture at random initialisation (``SeriesEncoder``)."""
+    from s2gen.pretrain import random_encoder
+    from s2gen.pretrain.config import ENCODER_FIELDS
+
+    shape = {k: v for k, v in spec["settings"].items() if k in ENCODER_FIELDS}
+    return lambda seed: random_encoder(spec.get("preset", "small"), seed=seed, **shape)
+
+
+def summarise(per_seed: list[dict]) -> dict:
+    """A record's ``metrics`` (means over seeds) and ``spread`` (std, with several seeds)."""
+    import numpy as np
+
+    names = per_seed[0].keys()
+    metrics = {k: float(np.mean([r[k] for r in per_seed])) for k in names}
+    several = len(per_seed) > 1
+    spread = {k: float(np.std([r[k] for r in per_seed])) for k in names} if several else {}
+    return {"metrics": metrics, "spread": spread}
+
+
+def reprobe(work: Path, spec: dict, record: dict, tasks) -> dict:
+    """``record`` with the metrics of ``tasks`` added, probed from its saved encoders.
+
+    Nothing is trained: a pretrained cell's seeds are read from their run
+    directories in ``work`` (``last.pt``), an untrained one is rebuilt.
+    """
+    from s2gen.pretrain import load_encoder
+
+    if spec["settings"].get("baselines"):
+        return {**record, "metrics": {**record["metrics"], **classical_baselines(tasks)}}
+    per_seed = []
+    for old, seed in zip(record["per_seed"], spec["seeds"], strict=True):
+        if spec["store"] is None:
+            per_seed.append({**old, **probe(untrained(spec), True, [seed], tasks)})
+            continue
+        checkpoint = run_dir(work, spec, seed) / "last.pt"
+        if not checkpoint.is_file():
+            raise FileNotFoundError(f"{spec['name']}: no {checkpoint} to probe again (--work)")
+        encoder = load_encoder(checkpoint)
+        per_seed.append({**old, **probe(lambda s, e=encoder: e, False, [0], tasks)})
+    return {**record, "per_seed": per_seed, **summarise(per_seed)}
 
 
 def _commit() -> str:
@@ -383,7 +431,11 @@ def table(records: list[dict], grid: str) -> str:
     gives one row per baseline; pretraining wall time is the mean over seeds.
     """
     by_hash = {r["hash"]: r for r in records}
-    columns = CLASSIFICATION + ("mean acc",) + FORECASTING + ("train s",)
+    recorded = [by_hash[h] for spec in GRIDS[grid] if (h := settings_hash(spec)) in by_hash]
+    series = FORECASTING
+    if any("forecasting-ts2vec" not in missing_tasks(r) for r in recorded):
+        series += tuple(name + TS2VEC for name in FORECASTING)
+    columns = CLASSIFICATION + ("mean acc",) + series + ("train s",)
     lines = [
         "| cell | " + " | ".join(columns) + " |",
         "|---|" + "---:|" * len(columns),
@@ -402,7 +454,7 @@ def table(records: list[dict], grid: str) -> str:
         metrics = record["metrics"]
         if spec["settings"].get("baselines"):
             for model in sorted({key.split("|")[0] for key in metrics}):
-                values = [metrics.get(f"{model}|{d}") for d in CLASSIFICATION + FORECASTING]
+                values = [metrics.get(f"{model}|{d}") for d in CLASSIFICATION + series]
                 acc = values[: len(CLASSIFICATION)]
                 mean = sum(acc) / len(acc) if None not in acc else None
                 cells = [fmt(v) for v in acc] + [fmt(mean)]
@@ -413,7 +465,7 @@ def table(records: list[dict], grid: str) -> str:
         walls = [p["train_wall_s"] for p in record.get("pretraining", [])]
         cells = [fmt(metrics[d], spread.get(d)) for d in CLASSIFICATION]
         cells += [fmt(record["mean_accuracy"])]
-        cells += [fmt(metrics[d], spread.get(d)) for d in FORECASTING]
+        cells += [fmt(metrics.get(d), spread.get(d)) for d in series]
         cells += [f"{sum(walls) / len(walls):.0f}" if walls else ""]
         lines.append(f"| {spec['name']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -454,6 +506,29 @@ def plot(records: list[dict], out_dir: Path) -> None:
         plt.close(fig)
 
 
+def missing_tasks(record: dict) -> tuple[str, ...]:
+    """The tasks of ``TASKS`` that a record has no metric of (records predating a task)."""
+    first = {"classification": CLASSIFICATION[0], "forecasting": FORECASTING[0]}
+    first["forecasting-ts2vec"] = FORECASTING[0] + TS2VEC
+    keys = {key.split("|")[-1] for key in record["metrics"]}
+    return tuple(task for task in TASKS if first[task] not in keys)
+
+
+def reprobe_all(records_path: Path, work: Path, cells: list[dict]) -> None:
+    """Add the missing tasks' metrics to the recorded ``cells``, rewriting ``records_path``."""
+    for spec in cells:
+        by_hash = {r["hash"]: r for r in read_records(records_path)}
+        record = by_hash.get(settings_hash(spec))
+        if record is None or not (tasks := missing_tasks(record)):
+            continue
+        print(f"reprobe {spec['name']}: {', '.join(tasks)}", flush=True)
+        by_hash[record["hash"]] = reprobe(work, spec, record, tasks)
+        text = "".join(json.dumps(r) + "\n" for r in by_hash.values())
+        partial = records_path.with_suffix(".partial")
+        partial.write_text(text)
+        os.replace(partial, records_path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--grid", action="append", default=[], choices=sorted(GRIDS))
@@ -465,6 +540,12 @@ def main() -> None:
     parser.add_argument("--plot", metavar="DIR", help="draw the recorded grids into DIR")
     parser.add_argument("--smoke", action="store_true", help="ci preset, a few steps, 1e3 rows")
     parser.add_argument("--table", choices=sorted(GRIDS), help="print a grid's markdown table")
+    parser.add_argument(
+        "--reprobe",
+        action="store_true",
+        help="probe recorded cells again for the metrics their records lack (no training; "
+        "not while another driver writes --records)",
+    )
     args = parser.parse_args()
     records_path = Path(args.records)
     records = read_records(records_path)
@@ -480,6 +561,9 @@ def main() -> None:
     cells = [c for g in args.grid or sorted(GRIDS) for c in GRIDS[g]]
     if args.only:
         cells = [c for c in cells if c["name"].removeprefix("smoke:") in args.only]
+    if args.reprobe:
+        reprobe_all(records_path, Path(args.work), cells)
+        return
     for spec in cells:
         key = settings_hash(spec)
         if args.list:
