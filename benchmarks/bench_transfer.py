@@ -266,8 +266,13 @@ def generated(data: list[str], cfg) -> list:
     ]
 
 
-TASKS = ("classification", "forecasting", "forecasting-ts2vec")
 TS2VEC = "@ts2vec"  # key suffix of a forecasting metric under `--protocol ts2vec`
+# task -> (datasets, forecasting protocol (None: classification), suffix of its metric keys)
+TASKS = {
+    "classification": (CLASSIFICATION, None, ""),
+    "forecasting": (FORECASTING, "window", ""),
+    "forecasting-ts2vec": (FORECASTING, "ts2vec", TS2VEC),
+}
 
 
 def suite_configs(seeds, baselines: bool, tasks=TASKS):
@@ -275,19 +280,13 @@ def suite_configs(seeds, baselines: bool, tasks=TASKS):
     from s2gen.evaluate.protocols import ForecastConfig
     from s2gen.evaluate.suite import SuiteConfig
 
-    for task in TASKS:
+    for task, (datasets, protocol, suffix) in TASKS.items():
         if task not in tasks:
             continue
-        if task == "classification":
-            cfg = SuiteConfig(task, CLASSIFICATION, tuple(seeds), baselines=baselines)
-            yield "", "accuracy", cfg
-            continue
-        protocol = "ts2vec" if task.endswith(TS2VEC.replace("@", "-")) else "window"
-        forecast = ForecastConfig(HORIZON, protocol=protocol)
-        cfg = SuiteConfig(
-            "forecasting", FORECASTING, tuple(seeds), baselines=baselines, forecast=forecast
-        )
-        yield (TS2VEC if protocol == "ts2vec" else ""), "mse", cfg
+        forecast = None if protocol is None else ForecastConfig(HORIZON, protocol=protocol)
+        kind = "classification" if protocol is None else "forecasting"
+        cfg = SuiteConfig(kind, datasets, tuple(seeds), baselines=baselines, forecast=forecast)
+        yield suffix, ("accuracy" if protocol is None else "mse"), cfg
 
 
 def classical_baselines(tasks=TASKS) -> dict:
@@ -508,10 +507,8 @@ def plot(records: list[dict], out_dir: Path) -> None:
 
 def missing_tasks(record: dict) -> tuple[str, ...]:
     """The tasks of ``TASKS`` that a record has no metric of (records predating a task)."""
-    first = {"classification": CLASSIFICATION[0], "forecasting": FORECASTING[0]}
-    first["forecasting-ts2vec"] = FORECASTING[0] + TS2VEC
     keys = {key.split("|")[-1] for key in record["metrics"]}
-    return tuple(task for task in TASKS if first[task] not in keys)
+    return tuple(task for task, (sets, _, suffix) in TASKS.items() if sets[0] + suffix not in keys)
 
 
 def reprobe_all(records_path: Path, work: Path, cells: list[dict]) -> None:
