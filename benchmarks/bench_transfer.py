@@ -82,7 +82,7 @@ CNN = {"objective": "ts2vec", "backbone": "dilated-cnn"}
 OBJECTIVE_DATA = {"store": "ref-1e5", "real": "visible-train", "both": ["ref-1e5", "visible-train"]}
 OBJECTIVE_SETTINGS = {
     "s2": S2_ONLY,
-    "s2+timedrl": {"objective": "s2+timedrl"},
+    "s2+timedrl": {},  # the default objective: s2+timedrl@store is scale-1e5's computation
     "mae": {"objective": "mae"},
     "timedrl": {"objective": "timedrl", "w_rec": 1.0},
     "ts2vec": CNN,
