@@ -45,6 +45,7 @@ def _worker(rank: int, world: int, port: int, store_path: str, out_dir: str) -> 
         return batch
 
     run(tiny_cfg(**SETTINGS), store_path, out_dir, device="cpu", progress=False, batch_hook=record)
+    seen["returned_after_save"] = os.path.exists(os.path.join(out_dir, "last.pt"))
     torch.save(seen, os.path.join(out_dir, f"rank{rank}.pt"))
 
 
@@ -57,6 +58,7 @@ def test_two_process_gloo_run_keeps_parameters_in_sync(tmp_path_factory, tmp_pat
     rows0, rows1 = torch.cat(r0["rows"]), torch.cat(r1["rows"])
     assert not set(rows0.tolist()) & set(rows1.tolist())  # each rank its own data
     assert torch.load(spawned / "last.pt", weights_only=True)["step"] == STEPS  # rank 0 wrote
+    assert r0["returned_after_save"] and r1["returned_after_save"]  # ranks leave run together
     changed = 0
     for name, p0 in r0["params"].items():
         torch.testing.assert_close(p0, r1["params"][name], rtol=0, atol=1e-6, msg=name)

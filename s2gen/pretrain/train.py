@@ -223,10 +223,16 @@ def _to_device(batch: dict[str, torch.Tensor], device: torch.device):
 class RowSpan:
     """First and last row (of a generated source) that one rank trained on.
 
-    ``spans`` gathers every rank's [first, last] (None before any batch).
+    ``spans`` hands every rank's [first, last] (None before any batch) to rank 0
+    through the process group's key-value store, not a collective: a gloo
+    collective on tensors made in Python can leave a worker thread holding the
+    last reference to them, and a rank that exits right after it then aborts in
+    interpreter shutdown ("terminate called without an active exception"; DDP
+    keeps the group, and so its threads, alive past ``destroy_process_group``).
     """
 
     def __init__(self, saved: list | None, rank: int) -> None:
+        self.rank = rank
         self.first, self.last = saved[rank] if saved else (None, None)
 
     def update(self, rows: torch.Tensor) -> None:
@@ -234,12 +240,19 @@ class RowSpan:
         self.first = low if self.first is None else min(self.first, low)
         self.last = high if self.last is None else max(self.last, high)
 
-    def spans(self, world: int) -> list:
+    def spans(self, world: int, step: int) -> list | None:
+        """Every rank's span on rank 0, None on the others; every rank calls it at ``step``."""
         if world == 1:
             return [[self.first, self.last]]
-        gathered: list = [None] * world
-        dist.all_gather_object(gathered, [self.first, self.last])
-        return gathered
+        store = dist.distributed_c10d._get_default_store()
+        keys = [f"s2gen/rows/{step}/{rank}" for rank in range(world)]
+        store.set(keys[self.rank], json.dumps([self.first, self.last]))
+        if self.rank != 0:
+            return None
+        spans = [json.loads(store.get(key)) for key in keys]  # get waits for the key
+        for key in keys:
+            store.delete_key(key)
+        return spans
 
 
 def run(
@@ -282,7 +295,10 @@ def run(
     out = Path(out_dir)
     try:
         with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
-            return _run(cfg, data, out, resume, dev, rank, world, batch_hook, progress, sinks)
+            final = _run(cfg, data, out, resume, dev, rank, world, batch_hook, progress, sinks)
+        if own_group:  # ranks return together, once rank 0 has written the run's files
+            dist.barrier()  # (and none reaches interpreter shutdown while gloo threads work)
+        return final
     finally:
         if own_group:
             dist.destroy_process_group()
@@ -391,7 +407,7 @@ def _run(cfg, data, out, resume, dev, rank, world, batch_hook, progress, sinks):
             step += 1
             bar.update(1)
             saving = step % cfg.ckpt_every == 0 or step == cfg.steps
-            spans = span.spans(world) if span is not None and saving else None  # every rank
+            spans = span.spans(world, step) if span is not None and saving else None  # every rank
             if not lead:
                 continue
             if step % cfg.log_every == 0 or step == cfg.steps:
