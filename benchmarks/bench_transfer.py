@@ -9,12 +9,13 @@ keys ``SERIES@ts2vec``). Every finished cell appends one JSON record to
 cells already recorded (same settings: cells of different grids with the same
 store, steps and recipe share one record), and a cell whose run was killed
 resumes its training exactly (``--resume``), so a grid can span several
-working sessions. Stores are generated once into ``--work``.
+working sessions; cells that differ only in their seeds share the runs of their
+common seeds. Stores are generated once into ``--work``.
 
     python benchmarks/bench_transfer.py --grid scale --grid mix      # run (or finish) grids
     python benchmarks/bench_transfer.py --list                       # cells and their state
     python benchmarks/bench_transfer.py --plot benchmarks/figures    # one figure per grid
-    python benchmarks/bench_transfer.py --grid objectives --reprobe  # add metrics a record lacks
+    python benchmarks/bench_transfer.py --grid objectives --reprobe  # complete and retime records
     python benchmarks/bench_transfer.py --grid objectives --smoke \
         --records /tmp/smoke.jsonl --work /tmp/smoke                  # the driver, in minutes
 
@@ -215,8 +216,30 @@ def resolve_data(work: Path, store) -> list[str]:
 
 
 def run_dir(work: Path, spec: dict, seed: int) -> Path:
-    """Where one seed of a cell trains."""
-    return work / "runs" / f"{settings_hash(spec)}-seed{seed}"
+    """Where one seed of a cell trains: the cell's one-seed version's directory.
+
+    Cells that differ only in their seeds share the runs of the seeds they have
+    in common (a 3-seed cell trains only the seeds a 1-seed cell has not).
+    """
+    return work / "runs" / f"{settings_hash({**spec, 'seeds': [seed]})}-seed{seed}"
+
+
+def training_seconds(out: Path) -> float:
+    """Wall time of a run's training loop, summed from its log over every resumed part.
+
+    Each logged training line's ``samples_per_s`` covers the steps since the line
+    before it (validation and checkpoints included), so a run that was killed and
+    resumed counts all its parts, and a finished run found again counts its own.
+    """
+    batch = json.loads((out / "config.json").read_text())["batch_size"]
+    world = json.loads((out / "run.json").read_text())["world_size"]
+    seconds, last = 0.0, 0
+    for line in (out / "metrics.jsonl").read_text().splitlines():
+        logged = json.loads(line)
+        if "samples_per_s" in logged:
+            seconds += (logged["step"] - last) * batch * world / logged["samples_per_s"]
+            last = logged["step"]
+    return seconds
 
 
 def pretrain(
@@ -349,11 +372,10 @@ def run_cell(work: Path, spec: dict, threads: int, make_hook=None, tasks=TASKS) 
             results.append(probe(untrained(spec), True, [seed], tasks))
             continue
         data = resolve_data(work, spec["store"])
-        t0 = time.time()
         out = pretrain(work, spec, data, seed, threads, make_hook)
         final = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
         val = [m for m in final if "val_loss" in m]
-        finals.append({**(val[-1] if val else {}), "train_wall_s": time.time() - t0})
+        finals.append({**(val[-1] if val else {}), "train_wall_s": training_seconds(out)})
         encoder = load_encoder(out / "last.pt")
         t0 = time.time()
         results.append(probe(lambda s, e=encoder: e, False, [0], tasks))
@@ -511,15 +533,36 @@ def missing_tasks(record: dict) -> tuple[str, ...]:
     return tuple(task for task, (sets, _, suffix) in TASKS.items() if sets[0] + suffix not in keys)
 
 
+def retimed(work: Path, spec: dict, record: dict) -> dict:
+    """``record`` with each seed's training time read again from its run's log."""
+    if spec["store"] is None:
+        return record
+    pretraining = []
+    for final, seed in zip(record["pretraining"], spec["seeds"], strict=True):
+        out = run_dir(work, spec, seed)
+        logged = (out / "metrics.jsonl").is_file()
+        pretraining.append({**final, "train_wall_s": training_seconds(out)} if logged else final)
+    return {**record, "pretraining": pretraining}
+
+
 def reprobe_all(records_path: Path, work: Path, cells: list[dict]) -> None:
-    """Add the missing tasks' metrics to the recorded ``cells``, rewriting ``records_path``."""
+    """Complete and retime the records of ``cells`` in ``records_path`` (rewritten in place).
+
+    Missing tasks are probed from the saved encoders (``reprobe``), training
+    times read again from the run logs (``retimed``).
+    """
     for spec in cells:
         by_hash = {r["hash"]: r for r in read_records(records_path)}
         record = by_hash.get(settings_hash(spec))
-        if record is None or not (tasks := missing_tasks(record)):
+        if record is None:
             continue
-        print(f"reprobe {spec['name']}: {', '.join(tasks)}", flush=True)
-        by_hash[record["hash"]] = reprobe(work, spec, record, tasks)
+        updated = retimed(work, spec, record)
+        if tasks := missing_tasks(updated):
+            print(f"reprobe {spec['name']}: {', '.join(tasks)}", flush=True)
+            updated = reprobe(work, spec, updated, tasks)
+        if updated == record:
+            continue
+        by_hash[record["hash"]] = updated
         text = "".join(json.dumps(r) + "\n" for r in by_hash.values())
         partial = records_path.with_suffix(".partial")
         partial.write_text(text)
@@ -540,8 +583,9 @@ def main() -> None:
     parser.add_argument(
         "--reprobe",
         action="store_true",
-        help="probe recorded cells again for the metrics their records lack (no training; "
-        "not while another driver writes --records)",
+        help="probe recorded cells again for the metrics their records lack and read their "
+        "training times from the run logs (no training; not while another driver writes "
+        "--records)",
     )
     args = parser.parse_args()
     records_path = Path(args.records)

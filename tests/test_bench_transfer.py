@@ -1,5 +1,6 @@
 """The transfer driver's bookkeeping: seed summaries, records lacking a task, table columns."""
 
+import json
 import sys
 from pathlib import Path
 
@@ -48,3 +49,36 @@ def test_ts2vec_forecasting_is_its_own_suite_with_its_own_keys():
         (bt.TS2VEC, "mse", "forecasting"),
     ]
     assert [cfg.forecast.protocol for _, _, cfg in configs[1:]] == ["window", "ts2vec"]
+
+
+def test_cells_differing_only_in_seeds_share_the_runs_of_their_common_seeds(tmp_path):
+    one = bt.cell("one-seed", "ref-1e5")
+    three = bt.cell("three-seeds", "ref-1e5", seeds=(0, 1, 2))
+    assert bt.run_dir(tmp_path, three, 0) == bt.run_dir(tmp_path, one, 0)
+    assert bt.run_dir(tmp_path, one, 0).name == f"{bt.settings_hash(one)}-seed0"  # as recorded
+    assert len({bt.run_dir(tmp_path, three, seed) for seed in (0, 1, 2)}) == 3
+    other = bt.cell("other-objective", "ref-1e5", objective="mae")
+    assert bt.run_dir(tmp_path, other, 0) != bt.run_dir(tmp_path, one, 0)
+
+
+def test_training_seconds_add_up_every_resumed_part_of_a_run(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"batch_size": 4}))
+    (tmp_path / "run.json").write_text(json.dumps({"world_size": 2}))
+    lines = [
+        {"step": 10, "loss": 1.0, "samples_per_s": 8.0},  # 10 steps x 8 samples: 10 s
+        {"step": 10, "val_loss": 2.0},
+        {"step": 20, "loss": 0.9, "samples_per_s": 4.0},  # 20 s (the part before a kill)
+        {"step": 30, "loss": 0.8, "samples_per_s": 80.0},  # resumed at 20: 1 s
+    ]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    assert bt.training_seconds(tmp_path) == pytest.approx(31.0)
+    spec = bt.cell("retimed", "ref-1e5")
+    record = {"pretraining": [{"val_loss": 2.0, "train_wall_s": 1.0}]}
+    assert bt.retimed(tmp_path, spec, record) == record  # no run under this work folder
+    out = bt.run_dir(tmp_path, spec, 0)
+    out.mkdir(parents=True)
+    for name in ("config.json", "run.json", "metrics.jsonl"):
+        (out / name).write_text((tmp_path / name).read_text())
+    assert bt.retimed(tmp_path, spec, record)["pretraining"] == [
+        {"val_loss": 2.0, "train_wall_s": pytest.approx(31.0)}
+    ]
