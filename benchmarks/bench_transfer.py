@@ -101,7 +101,7 @@ GRIDS = {
     "objective": [
         cell("obj-s2", "ref-1e5", **S2_ONLY),
         cell("obj-s2-no-contrast", "ref-1e5", objective="s2", w_itc=0.0),
-        cell("obj-s2+timedrl", "ref-1e5", objective="s2+timedrl"),
+        cell("obj-s2+timedrl", "ref-1e5"),  # the default objective: scale-1e5's computation
         cell("obj-timedrl", "ref-1e5", objective="timedrl", w_rec=1.0),
     ],
     # (c') a crop-consistency series-level term instead of, or beside, timedrl's dropout views
@@ -232,17 +232,20 @@ def run_dir(work: Path, spec: dict, seed: int) -> Path:
 
 
 def training_seconds(out: Path) -> float:
-    """Wall time of a run's training loop, summed from its log over every resumed part.
+    """Wall time of a run's training loop over every part the log kept (resumed runs too).
 
-    Each logged training line's ``samples_per_s`` covers the steps since the line
-    before it (validation and checkpoints included), so a run that was killed and
-    resumed counts all its parts, and a finished run found again counts its own.
+    The last logged ``train_s``; a log written before ``run`` logged it is summed
+    from its rates (each line's ``samples_per_s`` covers the steps since the line
+    before it: exact when checkpoints fall on logged steps, as in every grid here).
     """
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    timed = [m["train_s"] for m in lines if "train_s" in m]
+    if timed:
+        return timed[-1]
     batch = json.loads((out / "config.json").read_text())["batch_size"]
     world = json.loads((out / "run.json").read_text())["world_size"]
     seconds, last = 0.0, 0
-    for line in (out / "metrics.jsonl").read_text().splitlines():
-        logged = json.loads(line)
+    for logged in lines:
         if "samples_per_s" in logged:
             seconds += (logged["step"] - last) * batch * world / logged["samples_per_s"]
             last = logged["step"]
@@ -564,6 +567,8 @@ def reprobe_all(records_path: Path, work: Path, cells: list[dict]) -> None:
         if record is None:
             continue
         updated = retimed(work, spec, record)
+        if updated != record:
+            print(f"retime {spec['name']}", flush=True)
         if tasks := missing_tasks(updated):
             print(f"reprobe {spec['name']}: {', '.join(tasks)}", flush=True)
             updated = reprobe(work, spec, updated, tasks)

@@ -71,7 +71,11 @@ def test_training_seconds_add_up_every_resumed_part_of_a_run(tmp_path):
         {"step": 30, "loss": 0.8, "samples_per_s": 80.0},  # resumed at 20: 1 s
     ]
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
-    assert bt.training_seconds(tmp_path) == pytest.approx(31.0)
+    assert bt.training_seconds(tmp_path) == pytest.approx(31.0)  # a log without train_s
+    timed = [{**x, "train_s": 5.0 * x["step"]} for x in lines if "loss" in x]
+    (tmp_path / "timed" / "metrics.jsonl").parent.mkdir()
+    (tmp_path / "timed" / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in timed))
+    assert bt.training_seconds(tmp_path / "timed") == 150.0  # as the run logged it
     spec = bt.cell("retimed", "ref-1e5")
     record = {"pretraining": [{"val_loss": 2.0, "train_wall_s": 1.0}]}
     assert bt.retimed(tmp_path, spec, record) == record  # no run under this work folder

@@ -203,14 +203,19 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run_exactly(store_path, tm
     whole, broken = tmp_path / "whole", tmp_path / "broken"
     assert _job(store_path, whole) == 0
     assert _job(store_path, broken, kill_at=9) == -signal.SIGKILL  # step 9: 9 % 2 workers = 1
-    assert torch.load(broken / "last.pt", weights_only=True)["step"] == 8
+    saved = torch.load(broken / "last.pt", weights_only=True)
+    assert saved["step"] == 8
     assert max(m["step"] for m in read_metrics(broken)) == 9  # logged beyond the checkpoint
     assert _job(store_path, broken, resume=True) == 0
 
     a, b = read_metrics(whole), read_metrics(broken)
     assert [m["step"] for m in a] == [m["step"] for m in b]
+    times = [m["train_s"] for m in b if "train_s" in m]  # one per step (log_every=1)
+    assert len(times) == 12 and times == sorted(times)
+    assert times[7] <= saved["train_s"] <= times[8]  # the resumed part starts where it stopped
     for ma, mb in zip(a, b, strict=True):
-        ma.pop("samples_per_s", None), mb.pop("samples_per_s", None)  # wall-clock rates
+        for wall_clock in ("samples_per_s", "train_s"):
+            ma.pop(wall_clock, None), mb.pop(wall_clock, None)
         assert ma == mb, ma["step"]
     end_a = torch.load(whole / "last.pt", weights_only=True)
     end_b = torch.load(broken / "last.pt", weights_only=True)

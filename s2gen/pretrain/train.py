@@ -224,11 +224,13 @@ class RowSpan:
     """First and last row (of a generated source) that one rank trained on.
 
     ``spans`` hands every rank's [first, last] (None before any batch) to rank 0
-    through the process group's key-value store, not a collective: a gloo
-    collective on tensors made in Python can leave a worker thread holding the
-    last reference to them, and a rank that exits right after it then aborts in
-    interpreter shutdown ("terminate called without an active exception"; DDP
-    keeps the group, and so its threads, alive past ``destroy_process_group``).
+    through the process group's key-value store: no tensor collective (with
+    pickling) right before a rank may leave. A rank once aborted at exit after
+    such a gather ("terminate called without an active exception"): DDP keeps the
+    group, and so its gloo threads, alive past ``destroy_process_group``, and a
+    gloo thread that still holds a tensor made in Python when the interpreter
+    shuts down needs the GIL (the suspected cause). ``run`` ends with a barrier
+    for the same reason.
     """
 
     def __init__(self, saved: list | None, rank: int) -> None:
@@ -296,8 +298,8 @@ def run(
     try:
         with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
             final = _run(cfg, data, out, resume, dev, rank, world, batch_hook, progress, sinks)
-        if own_group:  # ranks return together, once rank 0 has written the run's files
-            dist.barrier()  # (and none reaches interpreter shutdown while gloo threads work)
+        if world > 1:  # ranks return together, once rank 0 has written the run's files
+            dist.barrier(device_ids=[dev.index] if dev.type == "cuda" else None)
         return final
     finally:
         if own_group:
@@ -373,6 +375,7 @@ def _run(cfg, data, out, resume, dev, rank, world, batch_hook, progress, sinks):
     bar = tqdm(total=cfg.steps, initial=step, disable=not (lead and progress), unit="step")
     final: dict[str, float] = {}
     tick, tick_step = time.perf_counter(), step
+    started = tick - (float(state.get("train_s", 0.0)) if state is not None else 0.0)
     try:
         while step < cfg.steps:
             batch = next(batches)
@@ -416,6 +419,7 @@ def _run(cfg, data, out, resume, dev, rank, world, batch_hook, progress, sinks):
                 tick, tick_step = now, step
                 train = {k: float(v.detach()) for k, v in losses.items()}
                 train.update(lr=lr, grad_norm=float(norm), samples_per_s=rate, **extra)
+                train["train_s"] = now - started  # the loop's wall time, over resumed parts
                 metrics.write(step, train)
                 final.update(train)
                 shown = [k for k in ("loss", "mts", "mlm", "itc", "inst") if k in train]
@@ -440,6 +444,7 @@ def _run(cfg, data, out, resume, dev, rank, world, batch_hook, progress, sinks):
                     "best_val_loss": best,
                     "world_size": world,
                     "rng": checkpoint.rng_state(generator),
+                    "train_s": time.perf_counter() - started,
                 }
                 if hasattr(batch_hook, "state_dict"):  # e.g. the OATS score cache
                     ckpt["hook"] = batch_hook.state_dict()
