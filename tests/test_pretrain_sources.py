@@ -185,6 +185,75 @@ def test_mixed_sources_stream_is_disjoint_across_ranks_and_resumes_exactly(store
                 assert torch.equal(got[key], expected[key]), (start, key)
 
 
+def test_data_shares_set_each_sources_share_of_the_batches_and_resume_exactly(
+    store_path, series_file
+):
+    walks, short = series_file
+    data = [store_path, walks, short]
+    cfg = tiny_cfg(objective="mae", batch_size=16, data_shares=(1.0, 3.0, 0.0))
+    stream = iter(S2WindowStream(data, cfg))
+    batches = [next(stream) for _ in range(200)]
+    source = torch.cat([b["source"] for b in batches]).numpy()
+    assert all(len(b["source"]) == 16 for b in batches)
+    # 3,200 samples, binomial share 0.75: standard deviation 0.0077, tolerance 4 of them
+    assert abs((source == 1).mean() - 0.75) < 0.031
+    assert not (source == 2).any()  # a zero share leaves the source out of training
+    counts = [np.bincount(b["source"].numpy(), minlength=3) for b in batches]
+    assert len({tuple(c) for c in counts}) > 1  # counts are drawn per batch, not fixed
+    # the walks' 5 chunks are their own epochs: each train walk comes round again and again
+    train = open_sources(data, cfg)[1]
+    n_train = int((train.split == 0).sum())
+    rows = torch.cat([b["row"] for b in batches]).numpy()[source == 1]
+    seen = np.bincount(rows, minlength=300)
+    assert (seen > 0).sum() == n_train and seen.max() - seen[seen > 0].min() <= 1
+    plain = iter(S2WindowStream(data, cfg.replace(data_shares=())))
+    by_size = torch.cat([next(plain)["source"] for _ in range(20)])
+    assert (by_size == 0).float().mean() > 0.9  # without shares the store's size dominates
+
+    workers = cfg.replace(num_workers=2)
+    first = [next(it) for it in [iter(make_loader(data, workers))] for _ in range(8)]
+    again = iter(make_loader(data, workers))
+    assert all(torch.equal(next(again)["series"], b["series"]) for b in first)  # deterministic
+    for start in (3, 4, 5):
+        resumed = iter(make_loader(data, workers, start_batch=start))
+        for expected in first[start:]:
+            got = next(resumed)
+            for key in ("source", "row", "series", "tokens"):
+                assert torch.equal(got[key], expected[key]), (start, key)
+    store_rows = []
+    for rank in (0, 1):
+        stream = iter(S2WindowStream(data, cfg, rank=rank, world_size=2))
+        picked = [next(stream) for _ in range(30)]
+        store_rows.append({int(r) for b in picked for r in b["row"][b["source"] == 0]})
+    assert store_rows[0] and store_rows[1] and not store_rows[0] & store_rows[1]  # disjoint
+
+
+def test_bad_data_shares_name_the_setting_and_the_fix(store_path, series_file, tmp_path):
+    walks, _ = series_file
+    with pytest.raises(ValueError, match=r"data_shares has 1 value\(s\) for 2 --data"):
+        S2WindowStream([store_path, walks], tiny_cfg(data_shares=(1.0,)))
+    with pytest.raises(ValueError, match="data_shares=-1.0 is invalid"):
+        tiny_cfg(data_shares=(1.0, -1.0))
+    with pytest.raises(ValueError, match="at least one share must be positive"):
+        tiny_cfg(data_shares=[0.0, 0.0])
+    assert tiny_cfg(data_shares=[1, 2]).to_dict()["data_shares"] == [1, 2]  # lists from files
+    with pytest.raises(ValueError, match="fewer than the 8 streams"):
+        S2WindowStream([store_path, walks], tiny_cfg(data_shares=(1.0, 1.0), num_workers=8))
+    base = ["--data", store_path, "--data", walks, "--preset", "ci", "--objective", "mae"]
+    base += ["--steps", "2", "--batch-size", "16", "--window", "64", "--device", "cpu"]
+    bad = CliRunner().invoke(
+        pretrain, [*base, "--out", str(tmp_path / "a"), "--data-shares", "a,b"]
+    )
+    assert bad.exit_code == 2 and "--data-shares" in bad.output and "e.g. 0.9,0.1" in bad.output
+    out = tmp_path / "run"
+    good = CliRunner().invoke(pretrain, [*base, "--out", str(out), "--data-shares", "0.5,0.5"])
+    assert good.exit_code == 0, good.output
+    assert json.loads((out / "config.json").read_text())["data_shares"] == [0.5, 0.5]
+    more = ["--out", str(out), "--data-shares", "0.9,0.1", "--steps", "3", "--resume"]
+    changed = CliRunner().invoke(pretrain, [*base, *more])
+    assert changed.exit_code != 0 and "data_shares: [0.5, 0.5] -> [0.9, 0.1]" in changed.output
+
+
 def test_store_gives_x_and_y_as_series_to_objectives_without_symbols(store_path):
     assert not StoreSource(store_path, tiny_cfg()).inputs  # s2 reads symbols: y only
     source = StoreSource(store_path, tiny_cfg(objective="mae"))

@@ -37,6 +37,17 @@ def build_config(preset: str, config_file: str | None, overrides: dict) -> Pretr
         raise click.BadParameter(str(exc)) from exc
 
 
+def parse_shares(text: str) -> tuple[float, ...]:
+    """``--data-shares 0.9,0.1`` -> (0.9, 0.1); the ranges are the config's to check."""
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is not a list of numbers; give one share per --data, e.g. 0.9,0.1",
+            param_hint="--data-shares",
+        ) from None
+
+
 @click.command()
 @click.option(
     "--data",
@@ -45,6 +56,12 @@ def build_config(preset: str, config_file: str | None, overrides: dict) -> Pretr
     help="Repeatable. An s2gen store, or real unlabeled series: a folder of UCR/UEA sets (their "
     "_TRAIN files only), a .ts/.tsv/.txt file, a .csv (each numeric column a series) or a .npy "
     "((n, L): n series). Real series are windowed like store rows, shorter ones resized.",
+)
+@click.option(
+    "--data-shares",
+    "data_shares",
+    help="Comma-separated expected share of each training batch from each --data source, in "
+    "the order given, e.g. 0.9,0.1 (normalised) [default: by size, every chunk once an epoch].",
 )
 @click.option(
     "--generate",
@@ -152,6 +169,7 @@ def build_config(preset: str, config_file: str | None, overrides: dict) -> Pretr
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def pretrain(
     data,
+    data_shares,
     generate,
     out_dir,
     preset,
@@ -199,6 +217,7 @@ def pretrain(
         "num_workers": workers,
         "seed": seed,
         "use_inputs": use_inputs,
+        "data_shares": None if data_shares is None else parse_shares(data_shares),
     }
     cfg = build_config(preset, config_file, overrides)
     note_random_base(cfg.to_dict())

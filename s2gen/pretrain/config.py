@@ -195,6 +195,9 @@ class PretrainConfig:
     val_samples : held-out windows used by validation (retrieval galleries of 256).
     val_every, ckpt_every, log_every : in steps.
     buffer_chunks : store chunks read and shuffled together (the shuffle buffer).
+    data_shares : expected share of each training batch drawn from each ``--data``
+        source, in the order given (normalised; 0 leaves a source out of training);
+        empty: every chunk of every source once per epoch, so sources weigh by size.
     num_workers : DataLoader worker processes per training process.
     amp : bf16 autocast on CUDA (ignored on CPU); similarities and softmaxes stay fp32.
     seed : seeds model init, masks, dropout and data order.
@@ -271,6 +274,7 @@ class PretrainConfig:
     ckpt_every: int = 200
     log_every: int = 10
     buffer_chunks: int = 4
+    data_shares: tuple[float, ...] = ()
     num_workers: int = 1
     amp: bool = True
     seed: int = 0
@@ -361,6 +365,18 @@ class PretrainConfig:
             check_int(name, getattr(self, name), 1)
         check_int("num_workers", self.num_workers, 0, 256)
         check_int("seed", self.seed, 0, (1 << 63) - 1)
+        self._check_shares()
+
+    def _check_shares(self) -> None:
+        shares = self.data_shares
+        if isinstance(shares, list):  # a list from JSON/TOML: stored as a tuple
+            object.__setattr__(self, "data_shares", shares := tuple(shares))
+        if not isinstance(shares, tuple):
+            fail("data_shares", shares, "give a list of shares, one per --data source")
+        for share in shares:
+            check_float("data_shares", share, 0.0, 1e6)
+        if shares and sum(shares) <= 0:
+            fail("data_shares", shares, "at least one share must be positive")
 
     def _check_frontend(self) -> None:
         _check_choice("frontend", self.frontend, FRONTEND_NAMES)
@@ -474,6 +490,7 @@ class PretrainConfig:
         """JSON-ready dict (saved in checkpoints; tuples become lists)."""
         data = dataclasses.asdict(self)
         data["conv_kernels"] = list(self.conv_kernels)
+        data["data_shares"] = list(self.data_shares)
         return data
 
     @classmethod

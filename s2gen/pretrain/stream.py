@@ -7,8 +7,10 @@ of ``buffer_chunks`` chunks, gives each (DDP rank, DataLoader worker) its own
 chunks and yields ready batches (``data.collate``; ``source`` says which
 source a sample came from). Its order is a pure function of (config,
 sources, rank, world size), so a resume at any step skips exactly the
-consumed batches. Only "train" samples are yielded; ``held_out_set`` gives
-the "val" (or "reference") samples.
+consumed batches. With ``data_shares`` each source streams on its own and
+every batch draws its samples from them by those shares. Only "train"
+samples are yielded; ``held_out_set`` gives the "val" (or "reference")
+samples, from every source alike.
 
 An endless source (a generator, ``--generate``) streams alone and has no
 epochs: each stream reads its chunks in order, each once, and any batch is
@@ -16,6 +18,7 @@ found from the chunks' sample counts without generating the ones before it
 (``batch_at`` regenerates batch b of a run).
 """
 
+import itertools
 import json
 import logging
 from pathlib import Path
@@ -30,6 +33,7 @@ from s2gen.threads import pin_threads
 
 log = logging.getLogger(__name__)
 LOCATE_CHUNKS = 256  # chunks counted per step when an endless stream looks for a batch
+WEIGHTED = 7  # seeds the random draws of weighted streams apart from the plain ones
 
 
 def merge(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -67,6 +71,12 @@ class S2WindowStream(IterableDataset):
     yields batches s0, s0 + 1, ... of the uninterrupted order whatever s0 is.
     Everything random derives from (cfg.seed, epoch, stream).
 
+    With ``cfg.data_shares`` (one per source) stream s owns, per source k,
+    chunks ``order_k[s::world * W]`` of source k's own shuffled order, so each
+    source has its own epochs; batch i of the stream holds a
+    multinomial(batch_size, shares) number of samples of each source, drawn
+    from (cfg.seed, s, i), shuffled together.
+
     An endless source (``sources.Source.endless``) must be the only one.
     Stream s then reads its chunks s, s + world * W, s + 2 world * W, ... in
     order, each once, a DataLoader worker generating with one thread; chunk c's
@@ -98,6 +108,25 @@ class S2WindowStream(IterableDataset):
                 f"{world_size} process(es) x {workers} worker(s) exceed the {self.n_chunks} chunks "
                 "of --data; use fewer num_workers, more data or stores with smaller chunk_rows"
             )
+        if cfg.data_shares:
+            self._check_shares(world_size * workers)
+
+    def _check_shares(self, n_streams: int) -> None:
+        shares, names = self.cfg.data_shares, [s.name for s in self.sources]
+        if self.endless:
+            raise ValueError("data_shares weigh --data sources; --generate streams alone")
+        if len(shares) != len(names):
+            raise ValueError(
+                f"data_shares has {len(shares)} value(s) for {len(names)} --data source(s) "
+                f"({', '.join(names)}); give one share per --data, in the order given"
+            )
+        for share, source in zip(shares, self.sources, strict=True):
+            if share > 0 and source.n_chunks < n_streams:
+                raise ValueError(
+                    f"{source.name} has {source.n_chunks} chunk(s), fewer than the {n_streams} "
+                    "streams (processes x workers) that each need one of every weighted "
+                    "source; use fewer num_workers or more data in it"
+                )
 
     def __iter__(self):
         info = get_worker_info()
@@ -111,10 +140,16 @@ class S2WindowStream(IterableDataset):
                 pin_threads()  # the generator worker: one core
             yield from self._fresh_batches(stream, n_streams, skip)
             return
-        batches = self._batches(stream, n_streams)
+        batches = self._finite_batches(stream, n_streams)
         for _ in range(skip):
             next(batches)
         yield from batches
+
+    def _finite_batches(self, stream: int, n_streams: int):
+        """The batches of one stream over the finite sources (weighted by ``data_shares``)."""
+        if self.cfg.data_shares:
+            return self._weighted_batches(stream, n_streams)
+        return self._batches(stream, n_streams)
 
     def _read(self, chunk: int, epoch: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         k = int(np.searchsorted(self.offsets, chunk, side="right")) - 1
@@ -151,6 +186,58 @@ class S2WindowStream(IterableDataset):
                     f"({', '.join(s.name for s in self.sources)}); use more data or fewer workers"
                 )
             epoch += 1
+
+    def _source_pools(self, k: int, stream: int, n_streams: int):
+        """Shuffled pools (``buffer_chunks`` chunks each) of source k's share of one stream.
+
+        Source k alone, epoch after epoch: its chunks are shuffled per epoch and
+        the stream owns every ``n_streams``-th of them, as in ``_batches``.
+        """
+        cfg, first = self.cfg, int(self.offsets[k])
+        epoch = 0
+        while True:
+            order = np.random.default_rng([cfg.seed, epoch, WEIGHTED, k])
+            mine = order.permutation(self.sources[k].n_chunks)[stream::n_streams]
+            produced = 0
+            for g in range(0, len(mine), cfg.buffer_chunks):
+                rng = np.random.default_rng([cfg.seed, epoch, stream, g, WEIGHTED, k])
+                chunks = mine[g : g + cfg.buffer_chunks]
+                pool = merge([self._read(first + int(c), epoch, rng) for c in chunks])
+                perm = rng.permutation(len(pool["row"]))
+                produced += len(perm)
+                yield {key: v[perm] for key, v in pool.items()}
+            if produced == 0:
+                raise ValueError(
+                    f"stream {stream} found no training samples in its chunks of "
+                    f"{self.sources[k].name}; use more data in it or fewer workers"
+                )
+            epoch += 1
+
+    def _weighted_batches(self, stream: int, n_streams: int):
+        """Batches whose sources are drawn by ``data_shares``: each source streams on its own.
+
+        Batch i of the stream takes a multinomial(batch_size, shares) count of
+        samples from each source (drawn from ``(seed, stream, i)``), in its own
+        order, and shuffles them together: every source has its own epochs.
+        """
+        cfg = self.cfg
+        shares = np.asarray(cfg.data_shares, np.float64)
+        shares /= shares.sum()
+        weighted = [int(k) for k in np.flatnonzero(shares)]
+        pools = {k: self._source_pools(k, stream, n_streams) for k in weighted}
+        held = {k: next(pools[k]) for k in weighted}  # samples read and not yet batched
+        for i in itertools.count():
+            rng = np.random.default_rng([cfg.seed, stream, i, WEIGHTED])
+            counts = rng.multinomial(cfg.batch_size, shares)
+            parts = []
+            for k in weighted:
+                while len(held[k]["row"]) < counts[k]:
+                    held[k] = merge([held[k], next(pools[k])])
+                parts.append({key: v[: counts[k]] for key, v in held[k].items()})
+                held[k] = {key: v[counts[k] :] for key, v in held[k].items()}
+            batch = merge(parts)
+            perm = rng.permutation(cfg.batch_size)
+            yield collate({key: v[perm] for key, v in batch.items()}, cfg.max_tokens)
 
     def _fresh_chunk(self, chunk: int) -> dict[str, np.ndarray]:
         """Training samples of chunk ``chunk`` of the endless source, shuffled."""
@@ -194,7 +281,7 @@ class S2WindowStream(IterableDataset):
         stream, n_streams = self.rank * workers + b % workers, self.world_size * workers
         if self.endless:
             return next(self._fresh_batches(stream, n_streams, b // workers))
-        batches = self._batches(stream, n_streams)
+        batches = self._finite_batches(stream, n_streams)
         for _ in range(b // workers):
             next(batches)
         return next(batches)
