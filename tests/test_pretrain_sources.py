@@ -20,6 +20,7 @@ from s2gen.evaluate.cli import evaluate, finetune
 from s2gen.pretrain import load_encoder, run
 from s2gen.pretrain.cli import embed, pretrain
 from s2gen.pretrain.data import split_of
+from s2gen.pretrain.generated import GeneratorSource, preset_config
 from s2gen.pretrain.sources import (
     SeriesSource,
     StoreSource,
@@ -239,6 +240,9 @@ def test_bad_data_shares_name_the_setting_and_the_fix(store_path, series_file, t
     assert tiny_cfg(data_shares=[1, 2]).to_dict()["data_shares"] == [1, 2]  # lists from files
     with pytest.raises(ValueError, match="fewer than the 8 streams"):
         S2WindowStream([store_path, walks], tiny_cfg(data_shares=(1.0, 1.0), num_workers=8))
+    one = tiny_cfg(data_shares=(1.0,))
+    with pytest.raises(ValueError, match="data_shares weigh --data sources; --generate streams"):
+        S2WindowStream([GeneratorSource(preset_config("paper"), one, "paper")], one)
     base = ["--data", store_path, "--data", walks, "--preset", "ci", "--objective", "mae"]
     base += ["--steps", "2", "--batch-size", "16", "--window", "64", "--device", "cpu"]
     bad = CliRunner().invoke(
