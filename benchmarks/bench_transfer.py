@@ -146,6 +146,7 @@ GRIDS = {
         cell("mae-3seeds", "ref-1e5", seeds=(0, 1, 2), objective="mae"),  # the cheapest noise
         cell("gen-graph-3seeds", "graph-1e5", seeds=(0, 1, 2)),
         cell("scale-1e4-3seeds", "ref-1e4", seeds=(0, 1, 2)),
+        cell("scale-1e5-3seeds", "ref-1e5", seeds=(0, 1, 2)),  # does 1e5 vary more than 1e4?
     ],
     # (i) real series at a set share of every batch (`both` mixes by size: 0.19% real), the
     # share split evenly over the four sets' TRAIN files
