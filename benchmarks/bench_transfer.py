@@ -149,11 +149,12 @@ GRIDS = {
         cell("scale-1e5-3seeds", "ref-1e5", seeds=(0, 1, 2)),  # does 1e5 vary more than 1e4?
     ],
     # (i) real series at a set share of every batch (`both` mixes by size: 0.19% real), the
-    # share split evenly over the four sets' TRAIN files
+    # share split evenly over the four sets' TRAIN files; 3 seeds, against `mae-3seeds`
     "shares": [
         cell(
             f"mae@both-{share}%",
             OBJECTIVE_DATA["both"],
+            seeds=(0, 1, 2),
             objective="mae",
             data_shares=[100 - share] + [share / len(CLASSIFICATION)] * len(CLASSIFICATION),
         )
