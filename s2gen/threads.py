@@ -1,11 +1,13 @@
-"""Keep each generator worker on one core.
+"""Keep each generator worker on one core, and a trainer's torch threads its own.
 
 Worker processes (and Dask tasks) call ``pin_threads`` before they generate:
 Numba, BLAS, Blosc and zarr's codec pool then use one thread, so N workers use N
 cores and the machine is not oversubscribed (the reference generator's
 multithreaded BLAS made it 20x slower on two cores; see
-shared/reference/s2generator.md section 6). This module imports nothing heavy,
-so a spawned worker can run it before Numba reads its environment.
+shared/reference/s2generator.md section 6). A process that trains and also
+generates (``pretrain --generate`` makes its validation pairs itself) keeps
+torch's thread count with ``torch_threads_kept``. This module imports nothing
+heavy, so a spawned worker can run it before Numba reads its environment.
 """
 
 import os
@@ -50,3 +52,23 @@ def one_numba_thread(enabled: bool = True) -> Iterator[None]:
         yield
     finally:
         numba.set_num_threads(before)
+
+
+@contextmanager
+def torch_threads_kept() -> Iterator[None]:
+    """Give torch back its CPU thread count after the block, if torch is loaded.
+
+    Numba's OpenMP threading layer runs on the ``libgomp.so.1`` torch loaded,
+    and starting its thread pool (a process's first parallel kernel) sets the
+    OpenMP thread count to Numba's, which torch then uses (measured: a
+    `--threads 1` trainer that generated its validation pairs stepped on 2
+    OpenMP threads, one of them spinning, 4x slower beside other work).
+    Usable as a decorator.
+    """
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch is not None else 0
+    try:
+        yield
+    finally:
+        if torch is not None and torch.get_num_threads() != before:
+            torch.set_num_threads(before)

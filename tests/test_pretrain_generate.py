@@ -302,3 +302,24 @@ def test_cli_generate_runs_resumes_and_refuses_bad_combinations(config_file, sto
     bad = tmp_path / "bad.toml"
     bad.write_text("length = 1\n")
     assert "bad.toml: length=1 is invalid" in error("--generate", str(bad))
+
+
+THREADS_AFTER_GENERATING = """
+import sys, torch
+torch.set_num_threads(int(sys.argv[1]))
+assert torch.get_num_threads() == int(sys.argv[1])  # read before Numba's pool starts: reset then
+from s2gen.pretrain import PretrainConfig
+from s2gen.pretrain.generated import GeneratorSource, preset_config
+source = GeneratorSource(preset_config("paper"), PretrainConfig.preset("ci"), "paper")
+source.symbol_lengths()  # the process's first Numba parallel kernel launches its thread pool
+print(torch.get_num_threads())
+"""
+
+
+def test_generating_in_the_training_process_keeps_torch_threads():
+    """Numba's OpenMP pool shares torch's libgomp: its launch resets torch's thread count."""
+    want = (os.cpu_count() or 1) + 1  # no team Numba launches has this size
+    script = [sys.executable, "-c", THREADS_AFTER_GENERATING, str(want)]
+    done = subprocess.run(script, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout.split()[-1]) == want

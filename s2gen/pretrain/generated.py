@@ -3,7 +3,9 @@
 Generation makes tens of thousands of pairs per second and pretraining
 consumes a few hundred, so a run can train on new pairs, each once, with no
 store. ``GeneratorSource`` generates them in the DataLoader worker (one
-Numba/BLAS thread there: ``s2gen.threads.pin_threads``).
+Numba/BLAS thread there: ``s2gen.threads.pin_threads``); what it generates in
+the training process (validation pairs, ``max_tokens`` sizing, batches with no
+workers) leaves torch's thread count as it was (``threads.torch_threads_kept``).
 
 Row layout: row i is the pair of seed ``row_seeds(config.seed, i, i + 1)``,
 that is row i of a store written with the same generation config, and its
@@ -30,6 +32,7 @@ from s2gen.pretrain.data import SPLITS, chunk_samples, split_of
 from s2gen.pretrain.sources import Source
 from s2gen.pretrain.symbols import canonical_tokens
 from s2gen.symbols.vocabulary import vocabulary
+from s2gen.threads import torch_threads_kept
 
 CHUNK_ROWS = 256  # rows per chunk: 10-100 ms of generation on one core
 LENGTH_SAMPLE_ROWS = 8192  # rows generated to size max_tokens
@@ -112,6 +115,7 @@ class GeneratorSource(Source):
         keep = self._splits(seeds) == split
         return start + np.flatnonzero(keep), seeds[keep]
 
+    @torch_threads_kept()
     def _samples(self, rows, seeds, split, rng, inputs) -> dict[str, np.ndarray]:
         batch = generate_batch(self.config, seeds)
         arrays = {
@@ -131,6 +135,7 @@ class GeneratorSource(Source):
         rows, seeds = self._chunk_rows(index, split)
         return self._samples(rows, seeds, split, rng, self.inputs)
 
+    @torch_threads_kept()
     def sample_counts(self, indices: np.ndarray) -> np.ndarray:
         """Training samples (n,) int64 of chunks ``indices``, from the rows' seeds alone.
 
@@ -145,6 +150,7 @@ class GeneratorSource(Source):
             out[i] = int(n_out.sum()) + (int(n_in.sum()) if self.inputs else 0)
         return out
 
+    @torch_threads_kept()
     def held_out(self, split, limit):
         """The first ``limit`` output samples of ``split`` in row order (centred plain windows)."""
         cfg = self.cfg
@@ -165,6 +171,7 @@ class GeneratorSource(Source):
         part = self._samples(np.concatenate(rows), np.concatenate(seeds), split, None, False)
         return {k: v[:limit] for k, v in part.items()}
 
+    @torch_threads_kept()
     def symbol_lengths(self) -> np.ndarray:
         """Canonical token lengths of the outputs of the first ``LENGTH_SAMPLE_ROWS`` rows."""
         batch = generate_batch(self.config, row_seeds(self.config.seed, 0, LENGTH_SAMPLE_ROWS))
