@@ -312,7 +312,8 @@ from s2gen.pretrain import PretrainConfig
 from s2gen.pretrain.generated import GeneratorSource, preset_config
 source = GeneratorSource(preset_config("paper"), PretrainConfig.preset("ci"), "paper")
 source.symbol_lengths()  # the process's first Numba parallel kernel launches its thread pool
-print(torch.get_num_threads())
+import numba
+print(numba.threading_layer(), torch.get_num_threads())
 """
 
 
@@ -322,4 +323,7 @@ def test_generating_in_the_training_process_keeps_torch_threads():
     script = [sys.executable, "-c", THREADS_AFTER_GENERATING, str(want)]
     done = subprocess.run(script, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert int(done.stdout.split()[-1]) == want
+    layer, threads = done.stdout.split()[-2:]
+    if layer != "omp":  # tbb and workqueue pools keep to themselves
+        pytest.skip(f"Numba runs its {layer} threading layer here, not OpenMP")
+    assert int(threads) == want

@@ -229,6 +229,20 @@ def test_data_shares_set_each_sources_share_of_the_batches_and_resume_exactly(
     assert store_rows[0] and store_rows[1] and not store_rows[0] & store_rows[1]  # disjoint
 
 
+def test_a_weighted_source_whose_stream_gets_an_empty_epoch_carries_on(store_path, tmp_path):
+    """65 series: chunks of 64 and 1; the stream that draws the held-out 65th gets nothing."""
+    cfg = tiny_cfg(objective="mae", batch_size=16, val_permille=500, num_workers=1)
+    last = np.random.default_rng([cfg.seed, 65]).permutation(65)[64]  # SeriesSource's shuffle
+    name = next(n for n in map("w{}.npy".format, range(100)) if case_splits(n, 65, cfg)[last])
+    path = tmp_path / name
+    np.save(path, np.random.default_rng(0).normal(size=(65, 100)).cumsum(1).astype(np.float32))
+    weighted = cfg.replace(data_shares=(1.0, 1.0))
+    for role in (0, 1):
+        stream = iter(S2WindowStream([store_path, str(path)], weighted, world_size=2, rank=role))
+        batches = [next(stream) for _ in range(60)]  # about 15 epochs of the 65 series
+        assert sum(int((b["source"] == 1).sum()) for b in batches) > 300
+
+
 def test_bad_data_shares_name_the_setting_and_the_fix(store_path, series_file, tmp_path):
     walks, _ = series_file
     with pytest.raises(ValueError, match=r"data_shares has 1 value\(s\) for 2 --data"):

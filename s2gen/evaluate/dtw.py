@@ -18,6 +18,8 @@ distance matrix (the first index among equal costs).
 import numpy as np
 from numba import njit, prange
 
+from s2gen.threads import torch_threads_kept
+
 
 @njit(cache=True)
 def _band_cost(x, y, window, cutoff, prev, curr):
@@ -90,6 +92,7 @@ def _check_panels(a: np.ndarray, b: np.ndarray, window: int) -> tuple[np.ndarray
     return a, b
 
 
+@torch_threads_kept()  # evaluation runs torch encoders in the same process
 def dtw_distances(a: np.ndarray, b: np.ndarray, window: int) -> np.ndarray:
     """DTW_D cost of every case of ``a`` against every case of ``b``.
 
@@ -108,6 +111,7 @@ def dtw_distances(a: np.ndarray, b: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
+@torch_threads_kept()
 def dtw_nearest(train: np.ndarray, test: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
     """The nearest train case of every test case under DTW_D, with early abandoning.
 

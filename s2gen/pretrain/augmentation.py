@@ -18,6 +18,7 @@ standard deviation (the batch holds raw windows; the encoder normalises each).
 import numpy as np
 
 from s2gen.kernels.augment import augment_series, mixup
+from s2gen.threads import torch_threads_kept
 
 MIXUP_ALPHA = 1.0  # Beta(alpha, alpha) mixing weights: uniform on [0, 1]
 
@@ -29,6 +30,7 @@ def _zscore(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return (x - loc) / scale, loc, scale
 
 
+@torch_threads_kept()  # called in the training process (the OATS hook)
 def augment_batch(series: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Jitter then mixup of a batch ``series`` (n, L), each row back in its own scale.
 

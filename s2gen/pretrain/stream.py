@@ -33,7 +33,10 @@ from s2gen.threads import pin_threads
 
 log = logging.getLogger(__name__)
 LOCATE_CHUNKS = 256  # chunks counted per step when an endless stream looks for a batch
-WEIGHTED = 7  # seeds the random draws of weighted streams apart from the plain ones
+# the first entries of the seeds of a weighted stream's draws: chunk orders, pools, batches
+# (a plain stream's seeds start with (cfg.seed, epoch), epochs being far below these)
+ORDER_TAG, POOL_TAG, BATCH_TAG = 1 << 40, (1 << 40) + 1, (1 << 40) + 2
+EMPTY_EPOCHS = 64  # epochs in a row without a training sample before a source is refused
 
 
 def merge(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -69,7 +72,8 @@ class S2WindowStream(IterableDataset):
     takes batches from its workers in turn starting with worker 0, so after a
     resume at batch s0 worker w plays role (w + s0) % W: the resumed loader
     yields batches s0, s0 + 1, ... of the uninterrupted order whatever s0 is.
-    Everything random derives from (cfg.seed, epoch, stream).
+    Everything random derives from (cfg.seed, epoch, stream) (weighted: from
+    (cfg.seed, source, epoch, stream) and, per batch, (cfg.seed, stream, i)).
 
     With ``cfg.data_shares`` (one per source) stream s owns, per source k,
     chunks ``order_k[s::world * W]`` of source k's own shuffled order, so each
@@ -125,7 +129,7 @@ class S2WindowStream(IterableDataset):
                 raise ValueError(
                     f"{source.name} has {source.n_chunks} chunk(s), fewer than the {n_streams} "
                     "streams (processes x workers) that each need one of every weighted "
-                    "source; use fewer num_workers or more data in it"
+                    "source; use fewer processes or num_workers, more data in it or a share of 0"
                 )
 
     def __iter__(self):
@@ -194,22 +198,24 @@ class S2WindowStream(IterableDataset):
         the stream owns every ``n_streams``-th of them, as in ``_batches``.
         """
         cfg, first = self.cfg, int(self.offsets[k])
-        epoch = 0
+        epoch, empty = 0, 0  # empty: epochs in a row that gave this stream nothing
         while True:
-            order = np.random.default_rng([cfg.seed, epoch, WEIGHTED, k])
+            order = np.random.default_rng([cfg.seed, ORDER_TAG, k, epoch])
             mine = order.permutation(self.sources[k].n_chunks)[stream::n_streams]
             produced = 0
             for g in range(0, len(mine), cfg.buffer_chunks):
-                rng = np.random.default_rng([cfg.seed, epoch, stream, g, WEIGHTED, k])
+                rng = np.random.default_rng([cfg.seed, POOL_TAG, k, epoch, stream, g])
                 chunks = mine[g : g + cfg.buffer_chunks]
                 pool = merge([self._read(first + int(c), epoch, rng) for c in chunks])
                 perm = rng.permutation(len(pool["row"]))
                 produced += len(perm)
                 yield {key: v[perm] for key, v in pool.items()}
-            if produced == 0:
+            empty = 0 if produced else empty + 1
+            if empty == EMPTY_EPOCHS:  # a small chunk may hold no training sample in an epoch
                 raise ValueError(
                     f"stream {stream} found no training samples in its chunks of "
-                    f"{self.sources[k].name}; use more data in it or fewer workers"
+                    f"{self.sources[k].name} in {EMPTY_EPOCHS} epochs; give it more data, "
+                    "fewer processes x workers or a share of 0"
                 )
             epoch += 1
 
@@ -227,7 +233,7 @@ class S2WindowStream(IterableDataset):
         pools = {k: self._source_pools(k, stream, n_streams) for k in weighted}
         held = {k: next(pools[k]) for k in weighted}  # samples read and not yet batched
         for i in itertools.count():
-            rng = np.random.default_rng([cfg.seed, stream, i, WEIGHTED])
+            rng = np.random.default_rng([cfg.seed, BATCH_TAG, stream, i])
             counts = rng.multinomial(cfg.batch_size, shares)
             parts = []
             for k in weighted:
