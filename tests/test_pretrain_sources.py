@@ -141,6 +141,16 @@ def test_case_splits_are_a_stable_hash_of_file_and_case():
     assert np.array_equal(splits[:100], case_splits("A_TRAIN.ts", 100, cfg))  # prefix-stable
 
 
+def assert_resumes_exactly(data, cfg, first: list[dict]) -> None:
+    """A loader started at batch 3, 4 or 5 gives ``first``'s batches from there on."""
+    for start in (3, 4, 5):
+        resumed = iter(make_loader(data, cfg, start_batch=start))
+        for expected in first[start:]:
+            got = next(resumed)
+            for key in ("source", "row", "series", "tokens"):
+                assert torch.equal(got[key], expected[key]), (start, key)
+
+
 def test_mixed_sources_stream_is_disjoint_across_ranks_and_resumes_exactly(store_path, series_file):
     walks, short = series_file
     data = [store_path, walks, short]
@@ -178,12 +188,7 @@ def test_mixed_sources_stream_is_disjoint_across_ranks_and_resumes_exactly(store
     has = torch.cat([b["has_symbol"] for b in first])
     assert not has[real].any() and (tokens[real] == 0).all()  # real series carry no symbol
     assert (torch.cat([b["expr_id"] for b in first])[real] == -1).all()
-    for start in (3, 4, 5):
-        resumed = iter(make_loader(data, cfg, start_batch=start))
-        for expected in first[start:]:
-            got = next(resumed)
-            for key in ("source", "row", "series", "tokens"):
-                assert torch.equal(got[key], expected[key]), (start, key)
+    assert_resumes_exactly(data, cfg, first)
 
 
 def test_data_shares_set_each_sources_share_of_the_batches_and_resume_exactly(
@@ -215,12 +220,7 @@ def test_data_shares_set_each_sources_share_of_the_batches_and_resume_exactly(
     first = [next(it) for it in [iter(make_loader(data, workers))] for _ in range(8)]
     again = iter(make_loader(data, workers))
     assert all(torch.equal(next(again)["series"], b["series"]) for b in first)  # deterministic
-    for start in (3, 4, 5):
-        resumed = iter(make_loader(data, workers, start_batch=start))
-        for expected in first[start:]:
-            got = next(resumed)
-            for key in ("source", "row", "series", "tokens"):
-                assert torch.equal(got[key], expected[key]), (start, key)
+    assert_resumes_exactly(data, workers, first)
     store_rows = []
     for rank in (0, 1):
         stream = iter(S2WindowStream(data, cfg, rank=rank, world_size=2))
