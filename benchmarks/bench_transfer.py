@@ -148,6 +148,10 @@ GRIDS = {
         cell("gen-graph-3seeds", "graph-1e5", seeds=(0, 1, 2)),
         cell("scale-1e4-3seeds", "ref-1e4", seeds=(0, 1, 2)),
         cell("scale-1e5-3seeds", "ref-1e5", seeds=(0, 1, 2)),  # does 1e5 vary more than 1e4?
+        # the single families nearest the target, and the two together (equal sizes: half each)
+        cell("mix-kernel_synth-3seeds", "kernel_synth-1e5", seeds=(0, 1, 2)),
+        cell("gen-sarima-3seeds", "sarima-1e5", seeds=(0, 1, 2)),
+        cell("kernel_synth+sarima-3seeds", ["kernel_synth-1e5", "sarima-1e5"], seeds=(0, 1, 2)),
     ],
     # (i) real series at a set share of every batch (`both` mixes by size: 0.19% real), the
     # share split evenly over the four sets' TRAIN files; 3 seeds, against `mae-3seeds`
