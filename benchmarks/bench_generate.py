@@ -3,14 +3,15 @@
 
 Modes (run from the repository root with s2gen installed):
 
-  core  s2gen's pair generation without I/O (L=256, 1 -> 1, mixture + ARMA, one
-        thread) and, in the same run, the reference package ``s2generator``
+  core  s2gen's pair generation without I/O (L=256, 1 -> 1, the paper's mixture +
+        ARMA mix, one thread) and, in the same run, the reference package ``s2generator``
         0.0.23 restricted to the same two samplers (MixedDistribution 0.3,
         ARMA 0.7). The reference lives in its own virtual environment, created
         here on first use (``--ref-venv``); it is never a dependency of s2gen.
         Rounds alternate s2gen / reference so that both see the same machine
         load; the ratio is reported per round.
-  e2e   ``s2gen generate --n N`` (defaults) in a subprocess: wall time, pairs/s,
+  e2e   ``s2gen generate --n N`` (defaults, or ``--sampler-preset``) in a subprocess:
+        wall time, pairs/s,
         peak RSS of the whole process tree, bytes on disk. The core is
         measured in the same layout (one single-thread process per worker,
         side by side, with expression strings and tokens, for ``--seconds``)
@@ -22,6 +23,7 @@ Modes (run from the repository root with s2gen installed):
   python benchmarks/bench_generate.py core --rounds 3 --seconds 20
   python benchmarks/bench_generate.py e2e --n 2e6 --rounds 5 --seconds 15
   python benchmarks/bench_generate.py e2e --n 1e7 --rounds 1 --out /tmp/bench.zarr --keep
+  python benchmarks/bench_generate.py e2e --n 1e7 --rounds 1 --sampler-preset paper
 
 Each round prints a JSON line to stderr; the whole result is one JSON line on
 stdout, also appended to ``--log``.
@@ -42,11 +44,12 @@ REFERENCE = "s2generator==0.0.23"
 
 S2GEN_CORE = r"""
 import json, sys, time
-from s2gen.config import GenerateConfig
+from s2gen.config import SAMPLER_PRESETS, GenerateConfig
 from s2gen.generators.pairs import generate_batch, token_length
 from s2gen.kernels.seeds import row_seeds
-config = GenerateConfig()
 seconds, start, with_symbols = float(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
+preset = sys.argv[4]  # "" for generate's default mix
+config = GenerateConfig(sampler_weights=SAMPLER_PRESETS[preset]) if preset else GenerateConfig()
 generate_batch(config, row_seeds(0, 0, 64))  # load kernels
 batch_rows, done, t0 = 8192, 0, time.perf_counter()
 while time.perf_counter() - t0 < seconds:
@@ -107,11 +110,13 @@ def core(args) -> dict:
     ref = reference_python(Path(args.ref_venv))
     rounds = []
     for r in range(args.rounds):
-        ours = run_json(
-            [sys.executable, "-c", S2GEN_CORE, str(args.seconds), str(r * 10**7), "0"], ONE_THREAD
-        )
-        with_symbols = run_json(
-            [sys.executable, "-c", S2GEN_CORE, str(args.seconds), str(r * 10**7), "1"], ONE_THREAD
+        ours, with_symbols = (
+            run_json(
+                [sys.executable, "-c", S2GEN_CORE, str(args.seconds), str(r * 10**7), symbols]
+                + ["paper"],  # the reference run draws the same two families
+                ONE_THREAD,
+            )
+            for symbols in ("0", "1")
         )
         theirs = run_json([ref, "-c", REFERENCE_CORE, str(args.seconds), str(r)], ONE_THREAD)
         rounds.append(
@@ -150,7 +155,7 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
-def parallel_core(workers: int, seconds: float, start: int) -> float:
+def parallel_core(workers: int, seconds: float, start: int, preset: str) -> float:
     """Summed pairs/s of ``workers`` one-thread core processes run side by side.
 
     The layout ``s2gen generate`` uses (one single-thread process per worker),
@@ -158,7 +163,7 @@ def parallel_core(workers: int, seconds: float, start: int) -> float:
     """
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", S2GEN_CORE, str(seconds), str(start + i * 10**8), "1"],
+            [sys.executable, "-c", S2GEN_CORE, str(seconds), str(start + i * 10**8), "1", preset],
             env={**os.environ, **ONE_THREAD},
             stdout=subprocess.PIPE,
             text=True,
@@ -168,12 +173,13 @@ def parallel_core(workers: int, seconds: float, start: int) -> float:
     return sum(json.loads(p.communicate()[0])["pairs_per_s"] for p in procs)
 
 
-def run_generate(n: str, out: Path, workers: int) -> dict:
+def run_generate(n: str, out: Path, workers: int, preset: str) -> dict:
     """One ``s2gen generate --n N`` subprocess: wall time, peak RSS of its tree, its summary."""
     if out.exists():
         shutil.rmtree(out)
     cmd = [sys.executable, "-m", "s2gen", "generate", "--n", n, "--out", str(out)]
     cmd += ["--workers", str(workers), "--quiet"]
+    cmd += ["--sampler-preset", preset] if preset else []
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = 0
@@ -201,11 +207,12 @@ def run_generate(n: str, out: Path, workers: int) -> dict:
 def e2e(args) -> dict:
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp()) / "bench.zarr"
     workers = args.workers or len(os.sched_getaffinity(0))
-    cores = [parallel_core(workers, args.seconds, 0)]
+    preset = args.sampler_preset
+    cores = [parallel_core(workers, args.seconds, 0, preset)]
     rounds = []
     for r in range(args.rounds):
-        run = run_generate(args.n, out, workers)
-        cores.append(parallel_core(workers, args.seconds, (r + 1) * 10**9))
+        run = run_generate(args.n, out, workers, preset)
+        cores.append(parallel_core(workers, args.seconds, (r + 1) * 10**9, preset))
         run["core_pairs_per_s"] = core_rate = (cores[-2] + cores[-1]) / 2  # before and after
         run["e2e_over_core"] = run["pairs_per_s"] / core_rate
         run["steady_over_core"] = run["steady_pairs_per_s"] / core_rate
@@ -217,6 +224,7 @@ def e2e(args) -> dict:
     ratios = sorted(r["e2e_over_core"] for r in rounds)
     return {
         "mode": "e2e",
+        "sampler_preset": preset or "default",
         "workers": workers,
         "core_pairs_per_s": cores,
         "rounds": rounds,
@@ -236,6 +244,7 @@ def main() -> None:
     parser.add_argument("--out", default=None)
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the e2e store")
+    parser.add_argument("--sampler-preset", default="", help="e2e: a preset (default: none)")
     parser.add_argument("--log", default="benchmarks/logs/generate.jsonl")
     args = parser.parse_args()
     result = core(args) if args.mode == "core" else e2e(args)

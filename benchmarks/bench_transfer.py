@@ -52,7 +52,7 @@ STORES = {
     "ref-1e4": ["--n", "10000", "--sampler-preset", "reference", "--length", "512"],
     "ref-1e5": ["--n", "100000", "--sampler-preset", "reference", "--length", "512"],
     "ref-1e6": ["--n", "1000000", "--sampler-preset", "reference", "--length", "512"],
-    "paper-1e5": ["--n", "100000", "--length", "512"],
+    "paper-1e5": ["--n", "100000", "--sampler-preset", "paper", "--length", "512"],
     # the OATS benchmark's data-scarce store (bench_oats.py): series as long as the ci window
     "ref-4e3-128": ["--n", "4000", "--sampler-preset", "reference", "--length", "128"],
     **{
@@ -152,6 +152,9 @@ GRIDS = {
         cell("mix-kernel_synth-3seeds", "kernel_synth-1e5", seeds=(0, 1, 2)),
         cell("gen-sarima-3seeds", "sarima-1e5", seeds=(0, 1, 2)),
         cell("kernel_synth+sarima-3seeds", ["kernel_synth-1e5", "sarima-1e5"], seeds=(0, 1, 2)),
+        # SARIMA was chosen as the default mix by the 3-seed means above (best of four), so
+        # those seeds overstate it; seeds the choice never saw give its unselected figure
+        cell("gen-sarima-fresh-seeds", "sarima-1e5", seeds=(3, 4, 5)),
     ],
     # (i) real series at a set share of every batch (`both` mixes by size: 0.19% real), the
     # share split evenly over the four sets' TRAIN files; 3 seeds, against `mae-3seeds`

@@ -272,7 +272,8 @@ def main() -> None:
     type=float,
     default=0.3,
     show_default=True,
-    help="Probability that an input channel is a mixture series (else ARMA).",
+    help="The paper's mix (--sampler-preset paper): probability that an input channel is a "
+    "mixture series (else ARMA).",
 )
 @click.option(
     "--mixture-components",
@@ -344,18 +345,20 @@ def main() -> None:
     "--samplers",
     default="",
     help=f"Excitation family weights, e.g. 'arma=1,kernel_synth=0.5'; families: "
-    f"{', '.join(SAMPLERS)}. Default: the paper's mixture/ARMA mix (--mixture-prob).",
+    f"{', '.join(SAMPLERS)}. Default: sarima=1 (KernelSynth roots for --graph).",
 )
 @click.option(
     "--sampler-preset",
     type=click.Choice(sorted(SAMPLER_PRESETS)),
     default=None,
-    help="A named family mix: paper (default), reference (the reference generator's), all.",
+    help="A named family mix: sarima (the default; it transferred best), paper (SymTime's "
+    "mixture/ARMA mix, --mixture-prob), reference (the reference generator's), all.",
 )
 @click.option(
     "--graph",
     is_flag=True,
-    help="Graph pairs: a random DAG whose inputs are KernelSynth draws (unless --samplers) and "
+    help="Graph pairs: a random DAG whose inputs are KernelSynth draws (unless --samplers or "
+    "--sampler-preset) and "
     "whose other nodes are expressions of their parents; outputs are nodes, stored as "
     "expressions of the inputs. Needs --min-nodes >= max inputs + max outputs.",
 )

@@ -247,7 +247,8 @@ def prepare(
         raise store.StoreError(
             f"{path} holds a store made with another config ("
             + "; ".join(config_differences(stored, config))
-            + "); pass --overwrite to replace it, or choose another --out"
+            + f"){_old_default_hint(stored, config)}; pass --overwrite to replace it, or "
+            "choose another --out"
         )
     store_config = StoreConfig.from_dict(header["store"])
     asked = StoreConfig(**{**store_config.to_dict(), **store_options})
@@ -279,6 +280,13 @@ def prepare(
             store.drop_shard(path, last)  # its rows range grows: rewrite it whole
         store.resize(path, n)
     return store_config, upgrade
+
+
+def _old_default_hint(stored: GenerateConfig, asked: GenerateConfig) -> str:
+    """How to resume a store of the paper's mix, the default before SARIMA pairs."""
+    if stored.sampler_weights == () and asked.sampler_weights != () and not stored.graph:
+        return " (the paper's mix, the default before SARIMA: add --sampler-preset paper)"
+    return ""
 
 
 def find_damage(path: str, verify: bool, upgrade: bool) -> list[store.Damage]:

@@ -212,3 +212,25 @@ def test_the_all_preset_weighs_every_family_equally():
     for name, code in SAMPLER_CODES.items():
         # accepted channels, not draws: allow acceptance to differ by family
         assert abs(np.mean(codes == code) - 1 / 6) < 0.05, name
+
+
+def _median_lag1_autocorrelation(x: np.ndarray) -> float:
+    """Median over rows of the lag-1 sample autocorrelation of x (n, L)."""
+    d = x - x.mean(axis=1, keepdims=True)
+    return float(np.median((d[:, 1:] * d[:, :-1]).sum(axis=1) / (d * d).sum(axis=1)))
+
+
+def test_the_default_mix_is_sarima_and_not_nearly_white_noise():
+    """Issue 14: the old default (the paper's mix) had median lag-1 autocorrelation 0.009.
+
+    The default is now the mix that transferred best (SARIMA pairs). Over 2,000 series the
+    median's standard error is below 0.02, so 0.1 and 0.5 are far from both figures
+    (paper about 0.0, SARIMA about 0.75).
+    """
+    seeds = row_seeds(11, 0, 2000)
+    default = generate_batch(GenerateConfig(), seeds)
+    paper = generate_batch(GenerateConfig(sampler_weights=SAMPLER_PRESETS["paper"]), seeds)
+    assert np.all(default.sampler[:, 0] == SAMPLER_CODES["sarima"])
+    assert set(np.unique(paper.sampler[:, 0])) == {SAMPLER_CODES["mixture"], SAMPLER_CODES["arma"]}
+    assert _median_lag1_autocorrelation(paper.x[:, 0]) < 0.1
+    assert _median_lag1_autocorrelation(default.x[:, 0]) > 0.5

@@ -10,7 +10,7 @@ import pytest
 from s2gen.config import SAMPLER_PRESETS, GenerateConfig
 from s2gen.generators.expressions import evaluate_program
 from s2gen.generators.pairs import generate_batch, generate_pair, token_length
-from s2gen.kernels.excitation import ARMA, MIXTURE
+from s2gen.kernels.excitation import SARIMA
 from s2gen.kernels.pairs import STAT_NAMES
 from s2gen.kernels.seeds import row_seeds
 from s2gen.symbols.operators import TEMPORAL_WEIGHTS
@@ -35,7 +35,7 @@ def test_shapes_dtypes_and_dims(multi_batch):
     for i in range(len(b)):
         m, n = b.n_in[i], b.n_out[i]
         assert not b.x[i, m:].any() and not b.y[i, n:].any()
-        assert not b.sampler[i, m:].any() and set(b.sampler[i, :m]) <= {MIXTURE, ARMA}
+        assert not b.sampler[i, m:].any() and set(b.sampler[i, :m]) == {SARIMA}  # the default mix
         assert (b.plen[i, :n] > 0).all() and not b.plen[i, n:].any()
 
 
@@ -106,6 +106,7 @@ print(h.hexdigest())
 """
 
 
+PAPER = {"max_input_dim": 2, "max_output_dim": 2, "sampler_weights": {}}
 EVERY_FAMILY = {
     "max_input_dim": 2,
     "max_output_dim": 2,
@@ -124,8 +125,8 @@ GRAPH_AUGMENTED = {"graph": True, "min_nodes": 4, "max_nodes": 7, "max_input_dim
 
 @pytest.mark.parametrize(
     "settings",
-    [{"max_input_dim": 2, "max_output_dim": 2}, EVERY_FAMILY, GIVEN, GRAPH_AUGMENTED],
-    ids=["paper", "every-family-temporal", "given-expressions", "graph-augmented"],
+    [{"max_input_dim": 2, "max_output_dim": 2}, PAPER, EVERY_FAMILY, GIVEN, GRAPH_AUGMENTED],
+    ids=["default", "paper", "every-family-temporal", "given-expressions", "graph-augmented"],
 )
 def test_same_bytes_with_one_and_two_numba_threads(settings):
     digests = set()

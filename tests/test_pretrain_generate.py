@@ -87,7 +87,8 @@ def test_channel_counts_are_those_of_the_generated_pairs(settings, outputs):
 
 
 def test_presets_are_the_stores_of_the_transfer_grid():
-    assert preset_config("paper") == GenerateConfig(length=512)
+    assert preset_config("sarima") == GenerateConfig(length=512)  # generate's default mix
+    assert preset_config("paper") == GenerateConfig(length=512, sampler_weights=())
     assert preset_config("reference") == GenerateConfig(
         length=512, sampler_weights=SAMPLER_PRESETS["reference"]
     )
@@ -295,7 +296,7 @@ def test_cli_generate_runs_resumes_and_refuses_bad_combinations(config_file, sto
 
     assert "not both" in error("--generate", "paper", "--data", store_path)
     assert "not neither" in error()
-    assert "no preset (paper, reference, all) and no file" in error("--generate", "fast")
+    assert "no preset (sarima, paper, reference, all) and no file" in error("--generate", "fast")
     assert "does not run with --generate" in error("--generate", "paper", "--oats", "g.pt")
     other = error("--generate", "paper", "--resume")  # the run above was on the config file
     assert "is resumed with --generate paper" in other, other

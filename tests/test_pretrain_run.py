@@ -63,7 +63,8 @@ def make_store(tmp_path_factory) -> str:
     if not (path / "zarr.json").exists():
         args = ["generate", "--n", str(STORE_ROWS), "--out", str(path), "--seed", "0"]
         args += ["--length", "64", "--max-output-dim", "2", "--max-unary-ops", "1"]
-        args += ["--binary-ops-offset", "0", "--const-leaf-prob", "0", "--mixture-prob", "1"]
+        args += ["--binary-ops-offset", "0", "--const-leaf-prob", "0"]
+        args += ["--sampler-preset", "paper", "--mixture-prob", "1"]  # mixture series only
         args += ["--operators", FAMILIES]
         args += ["--chunk-rows", "128", "--shard-rows", "512", "--workers", "1", "--quiet"]
         result = CliRunner().invoke(main, args, catch_exceptions=False)

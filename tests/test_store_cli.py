@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from s2gen import store as s2store
 from s2gen.cli import main
 from s2gen.config import GenerateConfig
+from s2gen.kernels.excitation import SAMPLER_CODES
 from s2gen.kernels.seeds import row_seeds
 from s2gen.symbols.render import lambdify
 
@@ -190,6 +191,18 @@ def test_a_different_config_is_refused_unless_overwrite(reference, tmp_path):
     assert "another layout" in result.output
 
 
+def test_a_store_of_the_old_default_mix_resumes_with_the_paper_preset(tmp_path):
+    path = tmp_path / "paper.zarr"
+    generate(path, 100, "--sampler-preset", "paper")  # the default before SARIMA pairs
+    before = read_all(path)
+    result = run("generate", "--n", 200, "--out", path, *TINY, expect=1)
+    assert "another config" in result.output and "add --sampler-preset paper" in result.output
+    assert all(np.array_equal(before[k], v) for k, v in read_all(path).items())  # untouched
+    generate(path, 200, "--sampler-preset", "paper")
+    paper_codes = {SAMPLER_CODES["mixture"], SAMPLER_CODES["arma"]}
+    assert set(np.unique(read_all(path)["sampler"][:, 0]).tolist()) == paper_codes
+
+
 def test_a_smaller_n_is_refused(tmp_path):
     path = tmp_path / "s.zarr"
     generate(path, 100)
@@ -206,6 +219,7 @@ def test_a_smaller_n_is_refused(tmp_path):
         (["--n", "10", "--length", "1"], "length"),
         (["--n", "10", "--min-input-dim", "3", "--max-input-dim", "2"], "min_input_dim"),
         (["--n", "10", "--mixture-prob", "1.5"], "mixture_prob"),
+        (["--n", "10", "--mixture-prob", "0.5"], "--sampler-preset paper"),
         (["--n", "10", "--operators", "foo=1"], "unknown operator"),
         (["--n", "10", "--operators", "div"], "NAME=WEIGHT"),
         (["--n", "10", "--shard-rows", "100", "--chunk-rows", "32"], "multiple of chunk_rows"),

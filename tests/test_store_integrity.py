@@ -366,7 +366,9 @@ def test_a_store_written_by_s2gen_0_1_in_format_1_opens_validates_and_upgrades(t
     assert s2store.read_header(str(path))["format_version"] == 1
     result = run("validate", path, "--sample", 20)
     assert "OK: 20 rows" in result.output and "store format 1 records no" in result.output
-    result = generate(path, "--verify")
+    result = generate(path, "--verify", expect=1)  # made with the default mix of its day
+    assert "add --sampler-preset paper" in result.output
+    result = generate(path, "--verify", "--sampler-preset", "paper")
     assert "the store is now format 2" in result.output
     assert s2store.open(str(path)).has_checksums
     assert "OK: 20 rows" in run("validate", path, "--sample", 20).output

@@ -82,8 +82,8 @@ def token_length(config: GenerateConfig) -> int:
 
 
 def sampler_weights(config: GenerateConfig) -> dict[str, float]:
-    """Weight of each excitation family: ``config.sampler_weights`` if given, else
-    KernelSynth alone in graph mode, else the paper's mix (mixture with
+    """Weight of each excitation family: ``config.sampler_weights`` if not empty,
+    else KernelSynth alone in graph mode, else the paper's mix (mixture with
     probability ``mixture_prob``, else ARMA)."""
     if config.sampler_weights:
         return {name: dict(config.sampler_weights).get(name, 0.0) for name in SAMPLER_CODES}

@@ -17,7 +17,7 @@ from s2gen.checks import check_float, check_int, check_known, fail
 from s2gen.config import SAMPLER_PRESETS
 
 PRESET_NAMES = ("ci", "small", "base")
-GENERATE_PRESETS = tuple(SAMPLER_PRESETS)  # --generate NAME: paper, reference, all
+GENERATE_PRESETS = tuple(SAMPLER_PRESETS)  # --generate NAME: sarima, paper, reference, all
 GENERATE_LENGTH = 512  # points of a --generate preset's series: room for 2x downsampled views
 RESIZE_MODES = ("linear", "none")  # how a series reaches the encoder (s2gen.pretrain.scaling)
 FRONTEND_NAMES = ("patch", "multiscale")  # registered in s2gen.pretrain.backbones.frontends
