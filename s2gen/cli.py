@@ -72,6 +72,15 @@ GENERATION_OPTIONS = {
     "max_nodes": "max_nodes",
 }
 STORE_OPTIONS = ("chunk_rows", "shard_rows", "compressor")
+# CLI option -> the sampler families it shapes (an option for a family the mix lacks is an error;
+# --mixture-prob needs the paper's mix itself)
+FAMILY_OPTIONS = {
+    "mixture_components": ("mixture",),
+    "mixture_mode": ("mixture",),
+    "arma_max_p": ("arma",),
+    "arma_max_q": ("arma",),
+    "arma_burn_in": ("arma", "sarima"),
+}
 # config field -> the option that sets it, for the hint of a config error
 FIELD_OPTIONS = {
     **{field: "--" + option.replace("_", "-") for option, field in GENERATION_OPTIONS.items()},
@@ -185,7 +194,30 @@ def build_generation(ctx: click.Context, options: dict) -> tuple[GenerateConfig,
         StoreConfig(**store_options)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint=_option_named_in(str(exc))) from exc
+    _check_family_options(ctx, config)
     return config, store_options, n
+
+
+def _check_family_options(ctx: click.Context, config: GenerateConfig) -> None:
+    """Refuse an option that shapes series ``config``'s mix never draws."""
+    weights = config.family_weights()
+    drawn = ", ".join(f"{k}={w:g}" for k, w in weights.items() if w > 0)
+    fix = "weigh the families in --samplers"
+    if not config.graph:
+        fix = "add --sampler-preset paper (SymTime's mixture/ARMA mix) or " + fix
+    if _given(ctx, "mixture_prob") and (config.sampler_weights or config.graph):
+        raise click.BadParameter(
+            f"it is the share of mixture series in the paper's mix, not the mix here ({drawn}); "
+            + fix,
+            param_hint="--mixture-prob",
+        )
+    for option, families in FAMILY_OPTIONS.items():
+        if _given(ctx, option) and not any(weights.get(f, 0.0) > 0 for f in families):
+            raise click.BadParameter(
+                f"it shapes {' and '.join(families)} series, which this mix ({drawn}) never "
+                f"draws; {fix}",
+                param_hint="--" + option.replace("_", "-"),
+            )
 
 
 def generation_config_file(path: str, param_hint: str) -> GenerateConfig:
@@ -300,7 +332,7 @@ def main() -> None:
     type=int,
     default=256,
     show_default=True,
-    help="ARMA steps simulated and dropped before the stored window.",
+    help="ARMA and SARIMA steps simulated and dropped before the stored window.",
 )
 @click.option(
     "--input-scale-max",
@@ -357,8 +389,8 @@ def main() -> None:
 @click.option(
     "--graph",
     is_flag=True,
-    help="Graph pairs: a random DAG whose inputs are KernelSynth draws (unless --samplers or "
-    "--sampler-preset) and "
+    help="Graph pairs: a random DAG whose inputs are KernelSynth draws (unless --samplers or a "
+    "--sampler-preset other than paper) and "
     "whose other nodes are expressions of their parents; outputs are nodes, stored as "
     "expressions of the inputs. Needs --min-nodes >= max inputs + max outputs.",
 )

@@ -74,8 +74,8 @@ class GenerateConfig:
         mixture/ARMA mix set by ``mixture_prob`` (for graph pairs: KernelSynth
         alone), as stores made before SARIMA became the default record it.
         Not given (None): ``SAMPLER_PRESETS[DEFAULT_SAMPLER_PRESET]`` (SARIMA
-        alone), or empty for graph pairs (KernelSynth roots); a ``mixture_prob``
-        other than 0.3 is then an error, since it would have no effect.
+        alone; a ``mixture_prob`` other than 0.3 is then an error, since it
+        would have no effect), or empty for graph pairs (KernelSynth roots).
     mixture_max_components : k ~ U{1..k_max} mixture components.
     mixture_mode : "mixture" (each time step draws its component) or
         "segments" (contiguous blocks per component, the reference's layout).
@@ -257,7 +257,7 @@ class GenerateConfig:
         """Fill in the default mix where ``sampler_weights`` was not given."""
         if self.sampler_weights is not None:
             return
-        if self.mixture_prob != PAPER_MIXTURE_PROB:
+        if self.mixture_prob != PAPER_MIXTURE_PROB and not self.graph:
             fail(
                 "mixture_prob",
                 self.mixture_prob,
@@ -267,6 +267,16 @@ class GenerateConfig:
             )
         default = () if self.graph else SAMPLER_PRESETS[DEFAULT_SAMPLER_PRESET]
         object.__setattr__(self, "sampler_weights", default)
+
+    def family_weights(self) -> dict[str, float]:
+        """Weight of each excitation family: ``sampler_weights`` if not empty, else
+        KernelSynth alone for graph pairs, else the paper's mix (mixture with
+        probability ``mixture_prob``, else ARMA)."""
+        if self.sampler_weights:
+            return {name: dict(self.sampler_weights).get(name, 0.0) for name in SAMPLERS}
+        if self.graph:
+            return {"kernel_synth": 1.0}
+        return {"mixture": self.mixture_prob, "arma": 1.0 - self.mixture_prob}
 
     def _check_sampler_weights(self) -> None:
         weights = dict(self.sampler_weights)
@@ -342,7 +352,9 @@ class GenerateConfig:
         return cls.from_dict({**settings, "expressions": expressions})
 
     def replace(self, **changes: Any) -> "GenerateConfig":
-        """A copy with ``changes`` applied (and validated)."""
+        """A copy with ``changes`` applied (and validated). The copy keeps this
+        config's resolved ``sampler_weights`` unless ``changes`` sets them, also
+        when ``graph`` changes (whose default mix differs)."""
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -374,7 +386,7 @@ class GenerateConfig:
                 )
             merged = {**DEFAULT_WEIGHTS, **{k: float(v) for k, v in given.items()}}
             data["operator_weights"] = tuple(merged.items())
-        if "sampler_weights" in data:
+        if data.get("sampler_weights") is not None:  # None: the default mix
             given = data["sampler_weights"]
             given = given.items() if isinstance(given, dict) else given
             data["sampler_weights"] = tuple((str(k), float(v)) for k, v in given)
@@ -385,6 +397,12 @@ class GenerateConfig:
         if "expressions" in data:
             data["expressions"] = tuple(str(e) for e in data["expressions"])
         return cls(**data)
+
+    @classmethod
+    def from_stored(cls, data: dict[str, Any]) -> "GenerateConfig":
+        """``from_dict`` of a config a store recorded: a store made before
+        ``sampler_weights`` existed drew the paper's mix, which ``{}`` means."""
+        return cls.from_dict({"sampler_weights": {}, **data})
 
 
 COMPRESSORS = ("lz4", "zstd", "none")

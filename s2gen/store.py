@@ -37,7 +37,6 @@ from s2gen.generators.pairs import (
     Batch,
     node_program_length,
     program_length,
-    sampler_weights,
     token_length,
 )
 from s2gen.kernels.excitation import SAMPLER_CODES
@@ -104,7 +103,7 @@ def array_names(config: GenerateConfig) -> tuple[str, ...]:
 
 
 def _stored_names(group) -> tuple[str, ...]:
-    return array_names(GenerateConfig.from_dict(group.attrs[ATTRS_KEY]["config"]))
+    return array_names(GenerateConfig.from_stored(group.attrs[ATTRS_KEY]["config"]))
 
 
 def batch_columns(batch: Batch, tokens_len: int) -> dict[str, np.ndarray]:
@@ -163,7 +162,7 @@ def _header(config: GenerateConfig, store_config: StoreConfig, n: int) -> dict[s
         "vocabulary": vocabulary(),
         "operators": operator_table(),
         "sampler_codes": {"padding": 0, **SAMPLER_CODES},
-        "sampler_weights": sampler_weights(config),
+        "sampler_weights": config.family_weights(),
         "stat_names": list(STAT_NAMES),
         "objects": _objects_attr(config),
         "rows_written": 0,
@@ -375,7 +374,7 @@ def finish_upgrade(path: str) -> None:
     upgraded store's files equal those of a store generated in format 2.
     """
     group = zarr.open_group(path, mode="r+")
-    config = GenerateConfig.from_dict(group.attrs[ATTRS_KEY]["config"])
+    config = GenerateConfig.from_stored(group.attrs[ATTRS_KEY]["config"])
     header = dict(
         group.attrs[ATTRS_KEY], format_version=FORMAT_VERSION, objects=_objects_attr(config)
     )
@@ -773,7 +772,7 @@ def header_config(path: str, header: dict[str, Any]) -> GenerateConfig:
     read by s2gen's own parser like any other text (nothing runs).
     """
     try:
-        return GenerateConfig.from_dict(header["config"])
+        return GenerateConfig.from_stored(header["config"])
     except ValueError as exc:
         raise StoreError(f"{path}: the generation config in its header is invalid: {exc}") from None
 

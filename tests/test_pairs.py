@@ -186,6 +186,22 @@ def test_config_round_trips_through_a_dict_and_accepts_partial_weights():
         GenerateConfig.from_dict({"lenght": 3})
 
 
+def test_the_default_mix_is_sarima_and_the_paper_mix_is_the_empty_one():
+    assert GenerateConfig().sampler_weights == SAMPLER_PRESETS["sarima"]
+    graph = GenerateConfig(graph=True)  # graph pairs keep their KernelSynth roots
+    assert graph.sampler_weights == () and graph.family_weights() == {"kernel_synth": 1.0}
+    with pytest.raises(ValueError, match=r"mixture_prob=0.5 is invalid.*--sampler-preset paper"):
+        GenerateConfig(mixture_prob=0.5)  # it would have no effect on SARIMA pairs
+    paper = GenerateConfig(mixture_prob=0.5, sampler_weights=SAMPLER_PRESETS["paper"])
+    assert paper.family_weights() == {"mixture": 0.5, "arma": 0.5}
+    assert GenerateConfig.from_dict(json.loads(json.dumps(paper.to_dict()))) == paper
+    assert GenerateConfig.from_dict({"sampler_weights": None}) == GenerateConfig()
+    # a header written before sampler_weights existed: its store drew the paper's mix
+    older = {k: v for k, v in GenerateConfig().to_dict().items() if k != "sampler_weights"}
+    assert GenerateConfig.from_stored(older) == GenerateConfig(sampler_weights=())
+    assert GenerateConfig.from_dict(older) == GenerateConfig()  # a user's file: today's default
+
+
 def test_impossible_acceptance_raises_with_the_fix():
     config = GenerateConfig(max_abs_output=1e-6, max_expression_draws=20)
     with pytest.raises(RuntimeError, match="max_abs_output"):

@@ -300,6 +300,13 @@ def test_cli_generate_runs_resumes_and_refuses_bad_combinations(config_file, sto
     assert "does not run with --generate" in error("--generate", "paper", "--oats", "g.pt")
     other = error("--generate", "paper", "--resume")  # the run above was on the config file
     assert "is resumed with --generate paper" in other, other
+    old = [*base[:1], str(tmp_path / "old"), *base[2:], "--steps", "1"]
+    trained = CliRunner().invoke(pretrain, [*old, "--generate", "paper"])  # the old default
+    assert trained.exit_code == 0, trained.output
+    plain = tmp_path / "plain.toml"  # no sampler_weights: today's default, SARIMA pairs
+    plain.write_text("length = 512\n")
+    resumed = CliRunner().invoke(pretrain, [*old, "--generate", str(plain), "--resume"])
+    assert resumed.exit_code != 0 and "add sampler_weights = {}" in resumed.output, resumed.output
     bad = tmp_path / "bad.toml"
     bad.write_text("length = 1\n")
     assert "bad.toml: length=1 is invalid" in error("--generate", str(bad))

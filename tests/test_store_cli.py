@@ -203,6 +203,20 @@ def test_a_store_of_the_old_default_mix_resumes_with_the_paper_preset(tmp_path):
     assert set(np.unique(read_all(path)["sampler"][:, 0]).tolist()) == paper_codes
 
 
+def test_a_store_older_than_sampler_weights_reads_as_the_paper_mix(tmp_path):
+    path = tmp_path / "older.zarr"
+    generate(path, 100, "--sampler-preset", "paper")
+    meta = path / "zarr.json"
+    doc = json.loads(meta.read_text())
+    del doc["attributes"]["s2gen"]["config"]["sampler_weights"]  # as stores before 2fce470
+    meta.write_text(json.dumps(doc))
+    assert s2store.open(str(path)).config == GenerateConfig(length=32, sampler_weights=())
+    result = run("generate", "--n", 200, "--out", path, *TINY, expect=1)
+    assert "add --sampler-preset paper" in result.output
+    generate(path, 200, "--sampler-preset", "paper")
+    assert len(s2store.open(str(path))) == 200
+
+
 def test_a_smaller_n_is_refused(tmp_path):
     path = tmp_path / "s.zarr"
     generate(path, 100)
@@ -220,6 +234,9 @@ def test_a_smaller_n_is_refused(tmp_path):
         (["--n", "10", "--min-input-dim", "3", "--max-input-dim", "2"], "min_input_dim"),
         (["--n", "10", "--mixture-prob", "1.5"], "mixture_prob"),
         (["--n", "10", "--mixture-prob", "0.5"], "--sampler-preset paper"),
+        (["--n", "10", "--mixture-prob", "0.3"], "the share of mixture series in the paper"),
+        (["--n", "10", "--mixture-components", "3"], "which this mix (sarima=1) never draws"),
+        (["--n", "10", "--arma-max-p", "2", "--samplers", "imf=1"], "--sampler-preset paper"),
         (["--n", "10", "--operators", "foo=1"], "unknown operator"),
         (["--n", "10", "--operators", "div"], "NAME=WEIGHT"),
         (["--n", "10", "--shard-rows", "100", "--chunk-rows", "32"], "multiple of chunk_rows"),

@@ -81,21 +81,10 @@ def token_length(config: GenerateConfig) -> int:
     )
 
 
-def sampler_weights(config: GenerateConfig) -> dict[str, float]:
-    """Weight of each excitation family: ``config.sampler_weights`` if not empty,
-    else KernelSynth alone in graph mode, else the paper's mix (mixture with
-    probability ``mixture_prob``, else ARMA)."""
-    if config.sampler_weights:
-        return {name: dict(config.sampler_weights).get(name, 0.0) for name in SAMPLER_CODES}
-    if config.graph:
-        return {"kernel_synth": 1.0}
-    return {"mixture": config.mixture_prob, "arma": 1.0 - config.mixture_prob}
-
-
 def simulated_steps(config: GenerateConfig) -> int:
     """Scratch entries a channel draw may use: burn-in plus L, for ARMA and SARIMA."""
     steps = config.arma_burn_in + config.length
-    if sampler_weights(config).get("sarima", 0.0) > 0:
+    if config.family_weights().get("sarima", 0.0) > 0:
         seasonal = config.sarima_max_seasonal_order
         steps = max(steps, max_simulated_steps(config.length, config.arma_burn_in, seasonal))
     return steps
@@ -110,7 +99,7 @@ def kernel_params(config: GenerateConfig) -> KernelParams:
     un_codes, un_cum = _cumulative(unary)
     if un_cum[-1] <= 0:  # max_unary_ops == 0 (checked by the config): never drawn
         un_cum = np.arange(1.0, un_cum.size + 1.0)
-    families = [(SAMPLER_CODES[k], w) for k, w in sampler_weights(config).items()]
+    families = [(SAMPLER_CODES[k], w) for k, w in config.family_weights().items()]
     fixed_code, fixed_arg, fixed_len = given_programs(config)
     sampler_codes, sampler_cum = _cumulative(families)
     return KernelParams(

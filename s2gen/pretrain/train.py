@@ -172,6 +172,15 @@ class MetricsLog:
             self.tb.close()
 
 
+def _old_default_hint(trained: dict | None, generate: dict | None) -> str:
+    """How to resume a run that streamed the paper's mix, the default before SARIMA pairs."""
+    if not (trained and generate) or trained["config"].get("graph"):
+        return ""
+    if trained["config"]["sampler_weights"] == {} != generate["config"]["sampler_weights"]:
+        return "; it drew the paper's mix, the default before SARIMA: add sampler_weights = {}"
+    return ""
+
+
 def _check_resume(
     saved: PretrainConfig,
     cfg: PretrainConfig,
@@ -192,7 +201,7 @@ def _check_resume(
         raise ValueError(
             f"the run was trained on {data(trained)} and is resumed with {data(generate)} of "
             "another generation config, which gives other pairs; resume with the run's data "
-            "(run.json)"
+            f"(run.json){_old_default_hint(trained, generate)}"
         )
     saved_world = int(state.get("world_size", 1))
     if saved_world != world:
