@@ -5,4 +5,4 @@
 ``s2gen.pretrain``, ``s2gen.oats`` and ``s2gen.evaluate`` (extra ``train``).
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -72,7 +72,7 @@ class GenerateConfig:
     sampler_weights : weight per sampler family (``SAMPLERS``; missing ones
         are 0), e.g. ``SAMPLER_PRESETS["reference"]``. Empty means the paper's
         mixture/ARMA mix set by ``mixture_prob`` (for graph pairs: KernelSynth
-        alone), as stores made before SARIMA became the default record it.
+        alone), as stores of s2gen 0.1 (whose default it was) record it.
         Not given (None): ``SAMPLER_PRESETS[DEFAULT_SAMPLER_PRESET]`` (SARIMA
         alone; a ``mixture_prob`` other than 0.3 is then an error, since it
         would have no effect), or empty for graph pairs (KernelSynth roots).

@@ -285,7 +285,7 @@ def prepare(
 def _old_default_hint(stored: GenerateConfig, asked: GenerateConfig) -> str:
     """How to resume a store of the paper's mix, the default before SARIMA pairs."""
     if stored.sampler_weights == () and asked.sampler_weights != () and not stored.graph:
-        return " (the paper's mix, the default before SARIMA: add --sampler-preset paper)"
+        return " (the paper's mix, s2gen 0.1's default: add --sampler-preset paper)"
     return ""
 
 

@@ -177,7 +177,7 @@ def _old_default_hint(trained: dict | None, generate: dict | None) -> str:
     if not (trained and generate) or trained["config"].get("graph"):
         return ""
     if trained["config"]["sampler_weights"] == {} != generate["config"]["sampler_weights"]:
-        return "; it drew the paper's mix, the default before SARIMA: add sampler_weights = {}"
+        return "; it drew the paper's mix, s2gen 0.1's default: add sampler_weights = {}"
     return ""
 
 
