@@ -37,7 +37,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from s2gen.pretrain import checkpoint
-from s2gen.pretrain.config import PretrainConfig
+from s2gen.pretrain.config import GENERATE_PRESETS, PretrainConfig
 from s2gen.pretrain.model import Pretrainer
 from s2gen.pretrain.sources import open_sources, resolve_symbols
 from s2gen.pretrain.stream import held_out_set, make_loader
@@ -173,12 +173,14 @@ class MetricsLog:
 
 
 def _old_default_hint(trained: dict | None, generate: dict | None) -> str:
-    """How to resume a run that streamed the paper's mix, the default before SARIMA pairs."""
-    if not (trained and generate) or trained["config"].get("graph"):
+    """How to resume a run that streamed the paper's mix (s2gen 0.1's default) from a
+    generation config file that does not name its mix."""
+    if not (trained and generate) or generate["name"] in GENERATE_PRESETS:
         return ""
-    if trained["config"]["sampler_weights"] == {} != generate["config"]["sampler_weights"]:
-        return "; it drew the paper's mix, s2gen 0.1's default: add sampler_weights = {}"
-    return ""
+    trained_mix = trained["config"]["sampler_weights"]
+    if trained_mix or trained["config"].get("graph") or not generate["config"]["sampler_weights"]:
+        return ""
+    return "; it drew the paper's mix, s2gen 0.1's default: add sampler_weights = {} to the file"
 
 
 def _check_resume(
